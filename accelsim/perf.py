@@ -1,0 +1,210 @@
+"""Operator time on a chip: compute and memory terms with efficiency curves, collectives over the
+scale-up fabric, and a fixed per-kernel overhead. Vectorised: chips are arrays (`HwVec`) that
+broadcast against the operators' shape arrays, so a whole sweep is one NumPy evaluation.
+
+Time of one operator call:
+    t = max(flops / (peak * eff_c), bytes / (bw * eff_m)) + comm_bytes / (link_bw * eff_net)
+        + comm_steps * link_latency + kernel_overhead
+with the efficiencies given by an `Efficiency` model: `Analytical` (documented curves below, the
+software-stack factors in `accelsim/data/stacks.toml`), `Roofline` (all ones, no overheads), or a
+calibrated profile (accelsim.calibrate).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol
+
+import numpy as np
+
+from accelsim.ops import COLLECTIVES, F, Op, OpKind
+from accelsim.spec.chip import DTYPES, Chip
+
+
+class Fidelity(StrEnum):
+    """How a number was obtained, from least to most grounded in measurement."""
+
+    ROOFLINE = "roofline"  # datasheet peaks only
+    ANALYTICAL = "analytical"  # peaks x documented efficiency curves x software-stack factor
+    CALIBRATED = "calibrated"  # efficiencies fitted to measured kernels
+    MEASURED = "measured"  # a measurement, not a prediction
+
+
+@dataclass(frozen=True)
+class HwVec:
+    """Chip parameters as arrays of shape `shape` (broadcastable against operator arrays)."""
+
+    names: tuple[str, ...]
+    peak: dict[str, F]  # dtype -> FLOP/s (after the chip's format fallback)
+    mem_bw: F
+    scale_up_bw: F  # per direction
+    scale_up_domain: F
+    scale_out_bw: F
+    tdp_w: F
+    idle_w: F
+
+    @classmethod
+    def from_chips(cls, chips: Sequence[Chip], shape: tuple[int, ...] | None = None) -> HwVec:
+        shape = shape or (len(chips),)
+        arr = lambda xs: np.asarray(list(xs), dtype=np.float64).reshape(shape)
+        return cls(
+            names=tuple(c.name for c in chips),
+            peak={d: arr(c.flops(d) for c in chips) for d in DTYPES},
+            mem_bw=arr(c.mem_bw_bytes_per_s for c in chips),
+            # catalog fabric figures are bidirectional totals; a ring sends one way at a time
+            scale_up_bw=arr(c.scale_up_bw_bytes_per_s / 2 for c in chips),
+            scale_up_domain=arr(c.scale_up_domain_size for c in chips),
+            scale_out_bw=arr(c.scale_out_bw_bytes_per_s for c in chips),
+            tdp_w=arr(c.tdp_w for c in chips),
+            idle_w=arr(c.idle_w for c in chips),
+        )
+
+
+class Efficiency(Protocol):
+    """Fractions of peak an operator reaches; the three arrays broadcast like the op and hw."""
+
+    fidelity: Fidelity
+    kernel_overhead_s: float
+    link_latency_s: float
+
+    def compute(self, op: Op, hw: HwVec) -> F: ...
+
+    def memory(self, op: Op, hw: HwVec) -> F: ...
+
+    def network(self, op: Op, hw: HwVec) -> F: ...
+
+
+@dataclass(frozen=True)
+class Roofline:
+    """Datasheet peaks, perfect overlap, no overheads: an upper bound on performance."""
+
+    fidelity: Fidelity = Fidelity.ROOFLINE
+    kernel_overhead_s: float = 0.0
+    link_latency_s: float = 0.0
+
+    def compute(self, op: Op, hw: HwVec) -> F:
+        return np.ones(())
+
+    def memory(self, op: Op, hw: HwVec) -> F:
+        return np.ones(())
+
+    def network(self, op: Op, hw: HwVec) -> F:
+        return np.ones(())
+
+
+@dataclass(frozen=True)
+class Analytical:
+    """Size-dependent efficiency curves times a software stack's reachable fractions.
+
+    compute:  eff_c = compute_eff * rows / (ceil(rows / tile_rows) * tile_rows)   (GEMMs)
+              a tensor unit works on tiles of `tile_rows` token rows; a decode GEMM with 8 rows
+              pays for a whole tile. Attention, element-wise and gathers use compute_eff alone.
+    memory:   eff_m = memory_eff * bytes / (bytes + bw * ramp_s)
+              a transfer must be in flight ~ramp_s (DRAM latency x queue depth) before the full
+              bandwidth flows: small transfers never reach it (Little's law).
+              Random row gathers (embedding bags) also lose row / (row + gather_overhead_bytes).
+    network:  eff_net = network_eff; plus `link_latency_s` per algorithm step.
+    The defaults are assumptions stated in `accelsim/data/stacks.toml` with their reasons.
+    """
+
+    name: str = "default"
+    compute_eff: float = 0.7
+    memory_eff: float = 0.8
+    network_eff: float = 0.7
+    kernel_overhead_s: float = 2e-6
+    link_latency_s: float = 2e-6
+    tile_rows: int = 64
+    ramp_s: float = 1e-6
+    gather_overhead_bytes: float = 64.0
+    fidelity: Fidelity = Fidelity.ANALYTICAL
+    source: str = field(default="", compare=False)
+
+    def compute(self, op: Op, hw: HwVec) -> F:
+        if op.kind in (OpKind.GEMM, OpKind.GROUPED_GEMM):
+            rows = np.maximum(op.rows, 1.0)
+            return self.compute_eff * rows / (np.ceil(rows / self.tile_rows) * self.tile_rows)
+        return np.asarray(self.compute_eff)
+
+    def memory(self, op: Op, hw: HwVec) -> F:
+        eff = self.memory_eff * op.bytes / (op.bytes + hw.mem_bw * self.ramp_s + 1e-30)
+        if op.gather_bytes:
+            eff = eff * op.gather_bytes / (op.gather_bytes + self.gather_overhead_bytes)
+        return np.maximum(eff, 1e-6)
+
+    def network(self, op: Op, hw: HwVec) -> F:
+        return np.asarray(self.network_eff)
+
+
+@dataclass(frozen=True)
+class Cost:
+    """Time of a set of operators (per call of the set), split by what bounds each operator."""
+
+    total_s: F
+    compute_s: F  # time of operators whose compute term dominates
+    memory_s: F  # time of operators whose memory term dominates
+    comm_s: F
+    overhead_s: F
+    flops: F
+    bytes: F
+    fidelity: Fidelity
+
+    @property
+    def bound(self) -> np.ndarray:
+        """'compute', 'memory', 'communication' or 'overhead': the largest share of the time."""
+        parts = np.stack(np.broadcast_arrays(self.compute_s, self.memory_s, self.comm_s, self.overhead_s))
+        return np.asarray(["compute", "memory", "communication", "overhead"])[np.argmax(parts, axis=0)]
+
+    def utilisation(self, hw: HwVec, dtype: str) -> tuple[F, F]:
+        """Average fraction of peak FLOP/s and of peak bandwidth used over the whole time."""
+        t = np.maximum(self.total_s, 1e-30)
+        return (np.clip(self.flops / (hw.peak[dtype] * t), 0, 1), np.clip(self.bytes / (hw.mem_bw * t), 0, 1))
+
+    def __add__(self, other: Cost) -> Cost:
+        return Cost(*(a + b for a, b in zip(self._arrays(), other._arrays())), fidelity=_min_fid(self, other))
+
+    def scale(self, k: float | F) -> Cost:
+        return Cost(*(a * k for a in self._arrays()), fidelity=self.fidelity)
+
+    def _arrays(self) -> tuple[F, ...]:
+        return (self.total_s, self.compute_s, self.memory_s, self.comm_s, self.overhead_s, self.flops, self.bytes)
+
+
+def _min_fid(a: Cost, b: Cost) -> Fidelity:
+    order = list(Fidelity)
+    return min(a.fidelity, b.fidelity, key=order.index)
+
+
+def op_times(op: Op, hw: HwVec, eff: Efficiency) -> tuple[F, F, F, F]:
+    """(compute_s, memory_s, comm_s, overhead_s) of one call of `op` on each chip of `hw`."""
+    t_c = op.flops / (hw.peak[op.dtype] * eff.compute(op, hw))
+    t_m = op.bytes / (hw.mem_bw * eff.memory(op, hw))
+    t_net = np.zeros(())
+    if op.kind in COLLECTIVES and op.group > 1:
+        link = np.where(op.group <= hw.scale_up_domain, hw.scale_up_bw, hw.scale_out_bw)
+        t_net = op.comm_bytes / (link * eff.network(op, hw)) + op.comm_steps * eff.link_latency_s
+    return t_c, t_m, t_net, np.asarray(eff.kernel_overhead_s)
+
+
+def cost(ops: Iterable[Op], hw: HwVec, eff: Efficiency) -> Cost:
+    """Sum of `calls x time` over the operators (executed one after another)."""
+    total = comp = mem = comm = over = flops = nbytes = np.zeros(())
+    for op in ops:
+        t_c, t_m, t_net, t_o = op_times(op, hw, eff)
+        k = op.calls
+        roof = np.maximum(t_c, t_m)
+        is_c = t_c >= t_m
+        comp = comp + k * np.where(is_c, roof, 0.0)
+        mem = mem + k * np.where(is_c, 0.0, roof)
+        comm = comm + k * t_net
+        over = over + k * t_o
+        total = total + k * (roof + t_net + t_o)
+        flops = flops + k * op.flops
+        nbytes = nbytes + k * op.bytes
+    return Cost(total, comp, mem, comm, over, flops, nbytes, eff.fidelity)
+
+
+def ceil_div(a: int, b: int) -> int:
+    return -(-a // b) if b else math.inf  # type: ignore[return-value]

@@ -1,0 +1,115 @@
+"""Shared helpers for reading catalog TOML files with precise error messages."""
+
+from __future__ import annotations
+
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from accelsim.errors import UserError, unknown_name
+
+
+def catalog_dir(package: str) -> Path:
+    """The directory of a shipped catalog package (`hwmodels`, `workloads`, `studies`)."""
+    return Path(str(resources.files(package)))
+
+
+def catalog_names(package: str) -> list[str]:
+    return sorted(p.stem for p in catalog_dir(package).glob("*.toml"))
+
+
+def resolve(package: str, kind: str, name_or_path: str) -> Path:
+    """A catalog name (file stem) or a path to a .toml file → the file's path."""
+    candidate = Path(name_or_path)
+    if candidate.suffix == ".toml":
+        if not candidate.is_file():
+            raise UserError(f"{kind} file '{name_or_path}' does not exist")
+        return candidate
+    path = catalog_dir(package) / f"{name_or_path}.toml"
+    if not path.is_file():
+        raise unknown_name(kind, name_or_path, catalog_names(package))
+    return path
+
+
+def read(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{path.name}: not valid TOML ({exc})") from None
+
+
+class Reader:
+    """Pulls typed keys out of a TOML table; rejects unknown keys; errors name file and key."""
+
+    def __init__(self, file: str, table: dict[str, Any], prefix: str = "") -> None:
+        self.file, self.table, self.prefix = file, table, prefix
+        self.seen: set[str] = set()
+
+    def where(self, key: str) -> str:
+        return f"{self.file}: key '{self.prefix}{key}'"
+
+    def has(self, key: str) -> bool:
+        return key in self.table
+
+    def raw(self, key: str, default: Any = ..., ) -> Any:
+        self.seen.add(key)
+        if key not in self.table:
+            if default is ...:
+                raise UserError(f"{self.where(key)} is missing")
+            return default
+        return self.table[key]
+
+    def str(self, key: str, default: Any = ..., choices: tuple[str, ...] | None = None) -> str:
+        val = self.raw(key, default)
+        if not isinstance(val, str):
+            raise UserError(f"{self.where(key)} must be a string, got {val!r}")
+        if choices is not None and val not in choices:
+            raise UserError(f"{self.where(key)} must be one of {', '.join(choices)}, got '{val}'")
+        return val
+
+    def number(self, key: str, default: Any = ..., lo: float = 0.0, hi: float = float("inf"),
+               integer: bool = False) -> float:
+        val = self.raw(key, default)
+        if isinstance(val, bool) or not isinstance(val, int | float):
+            raise UserError(f"{self.where(key)} must be a number, got {val!r}")
+        if integer and (not float(val).is_integer()):
+            raise UserError(f"{self.where(key)} must be a whole number, got {val!r}")
+        if not (lo <= val <= hi) or val != val:
+            raise UserError(f"{self.where(key)} = {val!r} is out of range [{lo:g}, {hi:g}]")
+        return int(val) if integer else float(val)
+
+    def int(self, key: str, default: Any = ..., lo: float = 0, hi: float = float("inf")) -> int:
+        return int(self.number(key, default, lo, hi, integer=True))
+
+    def bool(self, key: str, default: Any = ...) -> bool:
+        val = self.raw(key, default)
+        if not isinstance(val, bool):
+            raise UserError(f"{self.where(key)} must be true or false, got {val!r}")
+        return val
+
+    def int_list(self, key: str, lo: int = 0) -> tuple[int, ...]:
+        val = self.raw(key)
+        if not isinstance(val, list) or not val:
+            raise UserError(f"{self.where(key)} must be a non-empty list of whole numbers")
+        out = []
+        for item in val:
+            if isinstance(item, bool) or not isinstance(item, int) or item < lo:
+                raise UserError(f"{self.where(key)} must hold whole numbers >= {lo}, got {item!r}")
+            out.append(item)
+        return tuple(out)
+
+    def table_(self, key: str, required: bool = True) -> Reader | None:
+        val = self.raw(key, ... if required else None)
+        if val is None:
+            return None
+        if not isinstance(val, dict):
+            raise UserError(f"{self.where(key)} must be a table")
+        return Reader(self.file, val, f"{self.prefix}{key}.")
+
+    def done(self) -> None:
+        """Reject keys nobody asked for: a typo must not be silently ignored."""
+        extra = sorted(set(self.table) - self.seen)
+        if extra:
+            raise UserError(f"{self.file}: unknown key '{self.prefix}{extra[0]}'")

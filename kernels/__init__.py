@@ -1,0 +1,1 @@
+"""Kernels: Triton implementations with PyTorch references (torch/triton are an optional extra)."""

@@ -1,0 +1,198 @@
+"""Readable PyTorch reference for the fused MoE layer: the specification and the test oracle.
+
+Every stage of the pipeline has a function here, written for clarity rather than speed, and all of
+it runs on CPU. Arithmetic is fp32 internally; results are cast back to the input dtype at the end.
+
+Shape legend (suffixes on names): M tokens, H hidden, I intermediate per expert, E experts,
+K = top_k, T = M * top_k flattened (token, k) pairs, index ``t * top_k + k``.
+
+Pipeline: ``topk_route`` -> ``moe_align_block_size`` (only the kernel needs it) ->
+``gemm1_silu_mul_ref`` -> ``gemm2_weighted_ref`` -> ``combine_ref`` (+ ``shared_expert_ref``).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+Scoring = Literal["softmax", "sigmoid"]
+
+FP8_DTYPE = torch.float8_e4m3fn
+FP8_MAX = float(torch.finfo(FP8_DTYPE).max)  # 448.0
+
+
+def topk_route(
+    router_logits: torch.Tensor, top_k: int, renormalize: bool, scoring: Scoring = "softmax"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Score the router logits, pick the top-k experts per token.
+
+    router_logits_ME [M, E] (any float dtype) -> (topk_weights fp32 [M, K], topk_ids int32 [M, K]).
+    softmax scoring: softmax over E, then top-k. sigmoid scoring: element-wise sigmoid, then top-k
+    (Llama 4 uses sigmoid top-1 without renormalisation). ``renormalize`` divides the k chosen
+    scores by their sum. Ties are broken as ``torch.topk`` breaks them.
+    """
+    logits_ME = router_logits.float()
+    scores_ME = torch.softmax(logits_ME, dim=-1) if scoring == "softmax" else torch.sigmoid(logits_ME)
+    weights_MK, ids_MK = torch.topk(scores_ME, top_k, dim=-1)
+    if renormalize:
+        weights_MK = weights_MK / weights_MK.sum(dim=-1, keepdim=True)
+    return weights_MK.contiguous(), ids_MK.to(torch.int32).contiguous()
+
+
+def moe_align_block_size(
+    topk_ids: torch.Tensor, block_size: int, num_experts: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Group the flattened (token, k) pairs by expert and pad each expert's run to ``block_size``.
+
+    topk_ids [M, K] int -> (sorted_token_ids int32 [P], expert_ids int32 [B], num_tokens_post_padded
+    int32 [1]) with T = topk_ids.numel(), P = T + E * (block_size - 1) (the worst case: every expert
+    wastes at most block_size - 1 slots) and B = ceil(P / block_size).
+
+    - ``sorted_token_ids[:num_tokens_post_padded]``: flat indices grouped by ascending expert id,
+      ascending index within an expert, each run padded to a multiple of block_size with the
+      sentinel T. Everything after num_tokens_post_padded is also T.
+    - ``expert_ids[b]``: the expert of block b for the used blocks
+      (b < num_tokens_post_padded / block_size); -1 for every unused tail block.
+    - Experts with zero tokens get no blocks.
+
+    Pure tensor ops on the input's device, with no host synchronisation, so the result can stay on
+    the GPU and be captured in a CUDA graph.
+    """
+    device = topk_ids.device
+    flat_ids_T = topk_ids.reshape(-1).long()
+    num_pairs = flat_ids_T.numel()
+    max_padded = num_pairs + num_experts * (block_size - 1)
+    max_blocks = -(-max_padded // block_size)
+
+    # scatter_add instead of bincount: bincount on CUDA reads the max back to the host.
+    counts_E = torch.zeros(num_experts, dtype=torch.long, device=device)
+    counts_E.scatter_add_(0, flat_ids_T, torch.ones_like(flat_ids_T))
+    padded_E = (counts_E + block_size - 1) // block_size * block_size
+    padded_end_E = torch.cumsum(padded_E, 0)
+    padded_start_E = padded_end_E - padded_E
+    count_start_E = torch.cumsum(counts_E, 0) - counts_E
+
+    order_T = torch.sort(flat_ids_T, stable=True).indices  # flat indices, grouped by expert
+    expert_of_T = flat_ids_T[order_T]
+    rank_T = torch.arange(num_pairs, device=device) - count_start_E[expert_of_T]
+    sorted_token_ids = torch.full((max_padded,), num_pairs, dtype=torch.int32, device=device)
+    sorted_token_ids[padded_start_E[expert_of_T] + rank_T] = order_T.to(torch.int32)
+
+    num_post_padded = padded_end_E[-1:]
+    block_start_B = torch.arange(max_blocks, device=device) * block_size
+    expert_ids = torch.searchsorted(padded_end_E, block_start_B, right=True)
+    expert_ids = torch.where(block_start_B < num_post_padded, expert_ids, -1)
+    return sorted_token_ids, expert_ids.to(torch.int32), num_post_padded.to(torch.int32)
+
+
+def gemm1_silu_mul_ref(
+    x_MH: torch.Tensor, w1_EnH: torch.Tensor, topk_ids_MK: torch.Tensor
+) -> torch.Tensor:
+    """Grouped GEMM 1 with the SiLU-and-mul activation: returns act fp32 [T, I].
+
+    For pair (t, k) routed to expert e: ``silu(x[t] @ gate[e].T) * (x[t] @ up[e].T)`` where
+    gate = ``w1[e, :I]`` and up = ``w1[e, I:]``.
+    """
+    top_k = topk_ids_MK.shape[1]
+    inter = w1_EnH.shape[1] // 2
+    flat_ids_T = topk_ids_MK.reshape(-1).long()
+    act_TI = torch.zeros(flat_ids_T.numel(), inter, dtype=torch.float32, device=x_MH.device)
+    for e in torch.unique(flat_ids_T).tolist():
+        pairs = (flat_ids_T == e).nonzero().squeeze(1)
+        x_rows = x_MH[pairs // top_k].float()
+        w1_e = w1_EnH[e].float()
+        gate = x_rows @ w1_e[:inter].T
+        up = x_rows @ w1_e[inter:].T
+        act_TI[pairs] = F.silu(gate) * up
+    return act_TI
+
+
+def gemm2_weighted_ref(
+    act_TI: torch.Tensor, w2_EHI: torch.Tensor, topk_weights_MK: torch.Tensor, topk_ids_MK: torch.Tensor
+) -> torch.Tensor:
+    """Grouped GEMM 2 with the routing weight applied: returns fp32 [T, H], row (t, k) =
+    ``topk_weights[t, k] * (act[(t, k)] @ w2[e].T)``."""
+    flat_ids_T = topk_ids_MK.reshape(-1).long()
+    flat_w_T = topk_weights_MK.reshape(-1).float()
+    out_TH = torch.zeros(flat_ids_T.numel(), w2_EHI.shape[1], dtype=torch.float32, device=act_TI.device)
+    for e in torch.unique(flat_ids_T).tolist():
+        pairs = (flat_ids_T == e).nonzero().squeeze(1)
+        out_TH[pairs] = (act_TI[pairs].float() @ w2_EHI[e].float().T) * flat_w_T[pairs, None]
+    return out_TH
+
+
+def combine_ref(y_TH: torch.Tensor, top_k: int) -> torch.Tensor:
+    """Sum the k weighted expert outputs of each token: [T, H] -> fp32 [M, H]."""
+    return y_TH.float().reshape(-1, top_k, y_TH.shape[-1]).sum(dim=1)
+
+
+def shared_expert_ref(x_MH: torch.Tensor, w1s_nH: torch.Tensor, w2s_HI: torch.Tensor) -> torch.Tensor:
+    """Dense always-on expert (Llama 4): ``(silu(x @ gate.T) * (x @ up.T)) @ w2s.T`` -> fp32 [M, H]."""
+    inter = w1s_nH.shape[0] // 2
+    h = x_MH.float() @ w1s_nH.float().T
+    return (F.silu(h[:, :inter]) * h[:, inter:]) @ w2s_HI.float().T
+
+
+def fused_moe_ref(
+    x_MH: torch.Tensor,
+    w1_EnH: torch.Tensor,
+    w2_EHI: torch.Tensor,
+    topk_weights_MK: torch.Tensor,
+    topk_ids_MK: torch.Tensor,
+    shared_expert: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """The whole layer after routing: [M, H] in x's dtype. Weights may be any float dtype."""
+    act_TI = gemm1_silu_mul_ref(x_MH, w1_EnH, topk_ids_MK)
+    y_TH = gemm2_weighted_ref(act_TI, w2_EHI, topk_weights_MK, topk_ids_MK)
+    out_MH = combine_ref(y_TH, topk_ids_MK.shape[1])
+    if shared_expert is not None:
+        out_MH = out_MH + shared_expert_ref(x_MH, *shared_expert)
+    return out_MH.to(x_MH.dtype)
+
+
+# ----------------------------------------------------------------------------- fp8 w8a8 emulation
+
+
+def quantize_fp8(x: torch.Tensor, scale: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-tensor fp8 e4m3 quantisation: returns (x_q, scale fp32 [1]) with x ~= x_q * scale.
+
+    With ``scale=None`` the scale is dynamic: amax(|x|) / 448 (floored so an all-zero x works).
+    """
+    if scale is None:
+        scale = (x.abs().amax().float() / FP8_MAX).clamp(min=1e-12).reshape(1)
+    scale = scale.float().reshape(1)
+    x_q = (x.float() / scale).clamp(-FP8_MAX, FP8_MAX).to(FP8_DTYPE)
+    return x_q, scale
+
+
+def dequantize_fp8_weight(w_q: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """fp8 weight [E, N, K] with per-tensor scale [E] or per-channel scale [E, N] -> fp32 [E, N, K]."""
+    s = scale.float().reshape(scale.shape[0], -1)  # [E, 1] or [E, N]
+    return w_q.float() * s[:, :, None]
+
+
+def fused_moe_fp8_ref(
+    x_MH: torch.Tensor,
+    w1_q: torch.Tensor,
+    w2_q: torch.Tensor,
+    w1_scale: torch.Tensor,
+    w2_scale: torch.Tensor,
+    topk_weights_MK: torch.Tensor,
+    topk_ids_MK: torch.Tensor,
+    a_scale: torch.Tensor | None = None,
+    shared_expert: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """Emulates the fp8 w8a8 kernel path: x quantised per tensor (static ``a_scale`` or dynamic),
+    act rounded to x's dtype and then dynamically quantised per tensor before GEMM 2, weights
+    dequantised with their per-tensor [E] or per-channel [E, N] scales. Runs on CPU."""
+    x_q, s_a1 = quantize_fp8(x_MH, a_scale)
+    act_TI = gemm1_silu_mul_ref(x_q.float() * s_a1, dequantize_fp8_weight(w1_q, w1_scale), topk_ids_MK)
+    act_q, s_a2 = quantize_fp8(act_TI.to(x_MH.dtype))
+    w2_deq = dequantize_fp8_weight(w2_q, w2_scale)
+    y_TH = gemm2_weighted_ref(act_q.float() * s_a2, w2_deq, topk_weights_MK, topk_ids_MK)
+    out_MH = combine_ref(y_TH, topk_ids_MK.shape[1])
+    if shared_expert is not None:
+        out_MH = out_MH + shared_expert_ref(x_MH, *shared_expert)
+    return out_MH.to(x_MH.dtype)

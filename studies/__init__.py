@@ -1,0 +1,1 @@
+"""Catalog data files (TOML), shipped with the package."""
