@@ -1,0 +1,126 @@
+"""The measurement schema: one CSV row per timed operator call, with provenance.
+
+Written by `accelsim measure`, the kernel benchmark and the tuner; read by calibration and the
+tuner's replay device. FLOPs and bytes come from `accelsim.ops` so that achieved rates and the
+model's predictions use the same counts. Pure Python + csv: importable on the GPU machine.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import json
+import os
+import platform
+import subprocess
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from accelsim.errors import UserError
+
+FIELDS: tuple[str, ...] = (
+    # what ran
+    "op",  # an accelsim.ops.OpKind value, or "fused_moe" for a whole MoE layer
+    "name",  # free label, e.g. "matmul", "grouped_mm", "triton_fused_moe"
+    "dtype",
+    "shape",  # JSON object of the operator's dimensions, e.g. {"m": 64, "n": 4096, "k": 4096}
+    "config",  # JSON object of kernel parameters ("" when none)
+    "flops",
+    "bytes",
+    # how long it took
+    "median_s",
+    "p20_s",
+    "p80_s",
+    "reps",
+    # where and when
+    "device",  # e.g. "NVIDIA H100 80GB HBM3" or "cpu:<model name>"
+    "device_kind",  # "cpu" or "gpu"
+    "compute_capability",
+    "driver",
+    "torch_version",
+    "triton_version",
+    "git_commit",
+    "date_utc",
+    "tool",  # which program wrote the row
+)
+
+
+def git_commit(cwd: str | os.PathLike[str] | None = None) -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=cwd, capture_output=True,
+                             text=True, timeout=5, check=False)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def provenance(tool: str, **device: Any) -> dict[str, Any]:
+    """Common provenance columns; pass device, device_kind, driver, ... as known by the caller."""
+    versions: dict[str, str] = {}
+    for mod in ("torch", "triton"):
+        try:
+            versions[f"{mod}_version"] = __import__(mod).__version__
+        except ImportError:
+            versions[f"{mod}_version"] = ""
+    return {
+        "device": platform.processor() or platform.machine(),
+        "device_kind": "cpu",
+        "compute_capability": "",
+        "driver": "",
+        **versions,
+        "git_commit": git_commit(Path(__file__).parent),
+        "date_utc": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "tool": tool,
+        **device,
+    }
+
+
+def row(**values: Any) -> dict[str, Any]:
+    """A schema row: dict-valued shape/config are JSON-encoded; unknown keys are an error."""
+    extra = set(values) - set(FIELDS)
+    if extra:
+        raise ValueError(f"unknown measurement fields: {sorted(extra)}")
+    out = {k: values.get(k, "") for k in FIELDS}
+    for key in ("shape", "config"):
+        if isinstance(out[key], Mapping):
+            out[key] = json.dumps(out[key], sort_keys=True)
+    return out
+
+
+def write(path: str | os.PathLike[str], rows: Iterable[Mapping[str, Any]]) -> int:
+    """Atomically write rows (in schema order) to a CSV; returns the row count."""
+    from accelsim.io import atomic_open
+
+    rows = [row(**r) for r in rows]
+    with atomic_open(path, "w", encoding="utf-8", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=FIELDS)
+        w.writeheader()
+        w.writerows(rows)
+    return len(rows)
+
+
+def read(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Read a measurement CSV; numbers parsed, shape/config decoded; bad files are a UserError."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"measurement file '{path}' does not exist")
+    with p.open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        missing = set(FIELDS) - set(reader.fieldnames or ())
+        if missing:
+            raise UserError(f"{p.name}: not a measurement file, missing columns {', '.join(sorted(missing))}")
+        out = []
+        for i, r in enumerate(reader, start=2):
+            try:
+                for key in ("flops", "bytes", "median_s", "p20_s", "p80_s"):
+                    r[key] = float(r[key])
+                r["reps"] = int(float(r["reps"] or 0))
+                for key in ("shape", "config"):
+                    r[key] = json.loads(r[key]) if r[key] else {}
+            except (ValueError, json.JSONDecodeError) as exc:
+                raise UserError(f"{p.name}: line {i}: bad value ({exc})") from None
+            if not r["median_s"] > 0:
+                raise UserError(f"{p.name}: line {i}: median_s must be > 0, got {r['median_s']}")
+            out.append(r)
+    return out
