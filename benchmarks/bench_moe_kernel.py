@@ -1,0 +1,238 @@
+#!/usr/bin/env python
+"""Time the fused-MoE Triton layer against its peers on a GPU; print a table and write a CSV.
+
+Peers (each a whole MoE layer call: routing, GEMMs, activation, combine):
+  triton      kernels.moe.fused_moe(impl="triton")
+  grouped_mm  kernels.moe.baselines.grouped_mm_moe (two torch._grouped_mm calls)
+  loop        kernels.moe.baselines.per_expert_loop_moe (eager per-expert GEMMs)
+  reference   kernels.moe.fused_moe(impl="reference") (fp32 compute; the test oracle)
+
+Timing: triton.testing.do_bench (clears L2 before every call), median. FLOPs and bytes come from
+accelsim.ops.fused_moe_counts, the project's single operator count; % of roofline is
+max(FLOPs / peak FLOP/s, bytes / peak B/s) / measured time. Every CSV row carries provenance.
+
+  python benchmarks/bench_moe_kernel.py [--quick] [--out reports/bench_moe_kernel.csv]
+  python benchmarks/bench_moe_kernel.py --cpu-smoke   # no GPU: one tiny shape, Triton interpreter
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # runnable as a plain script from any directory
+    sys.path.insert(0, str(REPO))
+
+from accelsim.ops import fused_moe_counts  # noqa: E402  (only accelsim module allowed on the GPU box)
+
+
+class MoEShape(NamedTuple):
+    experts: int
+    hidden: int
+    inter: int
+    top_k: int
+    scoring: str
+    renormalize: bool
+
+
+SHAPES = {
+    "mixtral_tp2": MoEShape(8, 4096, 7168, 2, "softmax", True),
+    "llama4_scout": MoEShape(16, 5120, 8192, 1, "sigmoid", False),
+    "llama4_maverick": MoEShape(128, 5120, 8192, 1, "sigmoid", False),
+    "deepseek_v3": MoEShape(256, 7168, 2048, 8, "sigmoid", True),
+}
+M_VALUES = [2**i for i in range(13)]  # 1 .. 4096
+QUICK_SHAPES = ("mixtral_tp2", "deepseek_v3")
+QUICK_M = (1, 64, 1024)
+IMPLS = ("triton", "grouped_mm", "loop", "reference")
+SMOKE_SHAPE = MoEShape(4, 32, 32, 2, "softmax", True)
+H100_SXM_BF16_TFLOPS = 989.4  # dense, NVIDIA datasheet
+H100_SXM_TBPS = 3.35
+
+FIELDS = ["model", "impl", "m", "experts", "hidden", "inter", "top_k", "dtype", "time_us", "tflops", "tbps",
+          "pct_roofline", "flops", "bytes", "rel_err_vs_ref", "config", "config_source", "note",
+          "device_name", "compute_capability", "driver_version", "cuda_runtime", "torch_version",
+          "triton_version", "git_commit", "date_utc"]
+
+
+def _run(cmd: list[str]) -> str:
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=20, cwd=REPO).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def provenance(device: torch.device) -> dict[str, str]:
+    """Device, driver, library versions, commit and date for every CSV row."""
+    import triton
+
+    commit = _run(["git", "rev-parse", "HEAD"]) or "unknown"
+    if commit != "unknown" and _run(["git", "status", "--porcelain"]):
+        commit += "-dirty"
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+        cc = "{}.{}".format(*torch.cuda.get_device_capability(device))
+        driver = _run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"]).split("\n")[0]
+    else:
+        name, cc, driver = "cpu (TRITON_INTERPRET=1)", "", ""
+    return {"device_name": name, "compute_capability": cc, "driver_version": driver or "unknown",
+            "cuda_runtime": str(torch.version.cuda), "torch_version": torch.__version__,
+            "triton_version": triton.__version__, "git_commit": commit,
+            "date_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
+def make_inputs(shape: MoEShape, m: int, dtype: torch.dtype, device: torch.device, seed: int):
+    """Weights scaled 1/sqrt(fan_in) so activations stay O(1); fresh router logits per seed."""
+    gen = torch.Generator(device=device).manual_seed(seed)
+    e, h, i = shape.experts, shape.hidden, shape.inter
+    x = torch.randn(m, h, device=device, dtype=dtype, generator=gen)
+    w1 = torch.randn(e, 2 * i, h, device=device, dtype=dtype, generator=gen).mul_(h**-0.5)
+    w2 = torch.randn(e, h, i, device=device, dtype=dtype, generator=gen).mul_(i**-0.5)
+    logits = torch.randn(m, e, device=device, dtype=torch.float32, generator=gen)
+    return x, w1, w2, logits
+
+
+def impl_fn(impl: str, shape: MoEShape, x, w1, w2, logits) -> Callable[[], torch.Tensor]:
+    from kernels.moe import fused_moe, topk_route
+    from kernels.moe.baselines import grouped_mm_moe, per_expert_loop_moe
+
+    k, renorm, scoring = shape.top_k, shape.renormalize, shape.scoring
+    if impl in ("triton", "reference"):
+        return lambda: fused_moe(x, w1, w2, logits, k, renorm, scoring=scoring, impl=impl)
+    peer = grouped_mm_moe if impl == "grouped_mm" else per_expert_loop_moe
+    return lambda: peer(x, w1, w2, *topk_route(logits, k, renorm, scoring))
+
+
+def time_ms(fn: Callable[[], object], device: torch.device, warmup_ms: float, rep_ms: float) -> float:
+    """Median ms per call: do_bench on CUDA; on CPU (smoke only) the median of a few wall-clock runs."""
+    if device.type == "cuda":
+        from triton.testing import do_bench
+
+        return float(do_bench(fn, warmup=warmup_ms, rep=rep_ms, return_mode="median"))
+    fn()
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def bench_cell(model: str, shape: MoEShape, m: int, impls: list[str], args, device, dtype, prov) -> list[dict]:
+    """All impls at one (model, M): outputs checked against the reference, then timed."""
+    from kernels.moe import resolve_config
+
+    x, w1, w2, logits = make_inputs(shape, m, dtype, device, seed=zlib.crc32(f"{model}:{m}".encode()))
+    ref = impl_fn("reference", shape, x, w1, w2, logits)().float()
+    flops, nbytes = fused_moe_counts(m, shape.hidden, shape.inter, shape.experts, shape.top_k,
+                                     act_bytes=x.element_size(), weight_bytes=w1.element_size())
+    roof_s = max(flops / (args.peak_tflops * 1e12), nbytes / (args.peak_tbps * 1e12))
+    cfg, source = resolve_config(m, shape.experts, shape.inter, shape.hidden, shape.top_k, dtype, device)
+    rows = []
+    for impl in impls:
+        row = {"model": model, "impl": impl, "m": m, "experts": shape.experts, "hidden": shape.hidden,
+               "inter": shape.inter, "top_k": shape.top_k, "dtype": str(dtype).removeprefix("torch."),
+               "flops": flops, "bytes": nbytes, "note": "", **prov}
+        if impl == "triton":
+            row.update(config=json.dumps(cfg, separators=(",", ":")), config_source=source)
+        try:
+            fn = impl_fn(impl, shape, x, w1, w2, logits)
+            out = fn().float()
+            row["rel_err_vs_ref"] = float((out - ref).norm() / ref.norm().clamp_min(1e-30))
+            t_s = time_ms(fn, device, args.warmup_ms, args.rep_ms) / 1e3
+            row.update(time_us=t_s * 1e6, tflops=flops / t_s / 1e12, tbps=nbytes / t_s / 1e12,
+                       pct_roofline=100 * roof_s / t_s)
+        except RuntimeError as exc:  # OOM, or torch._grouped_mm unsupported on this GPU
+            row["note"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
+        rows.append(row)
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    return rows
+
+
+def write_csv_atomic(path: Path, rows: list[dict]) -> None:
+    """Temp file in the same directory, then os.replace: readers never see a half-written CSV."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=FIELDS, restval="")
+            writer.writeheader()
+            writer.writerows(rows)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _fmt(row: dict, key: str, spec: str) -> str:
+    value = row.get(key)
+    return format(value, spec) if isinstance(value, float) else "-"
+
+
+def print_table(rows: list[dict]) -> None:
+    print(f"{'model':16} {'impl':10} {'M':>5} {'us':>10} {'TFLOP/s':>8} {'TB/s':>6} {'%roof':>6} {'relerr':>8}")
+    for r in rows:
+        print(f"{r['model']:16} {r['impl']:10} {r['m']:>5} {_fmt(r, 'time_us', '10.1f')} "
+              f"{_fmt(r, 'tflops', '8.1f')} {_fmt(r, 'tbps', '6.2f')} {_fmt(r, 'pct_roofline', '6.1f')} "
+              f"{_fmt(r, 'rel_err_vs_ref', '8.1e')} {r['note']}")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help=f"only {QUICK_SHAPES} at M in {QUICK_M}")
+    p.add_argument("--cpu-smoke", action="store_true", help="no GPU: one tiny shape under TRITON_INTERPRET=1")
+    p.add_argument("--models", nargs="+", choices=sorted(SHAPES), default=None)
+    p.add_argument("--m", nargs="+", type=int, default=None, help="batch sizes (tokens)")
+    p.add_argument("--impls", nargs="+", choices=IMPLS, default=list(IMPLS))
+    p.add_argument("--peak-tflops", type=float, default=H100_SXM_BF16_TFLOPS, help="dense bf16 peak")
+    p.add_argument("--peak-tbps", type=float, default=H100_SXM_TBPS, help="HBM bandwidth, TB/s")
+    p.add_argument("--warmup-ms", type=float, default=25.0)
+    p.add_argument("--rep-ms", type=float, default=100.0)
+    p.add_argument("--out", type=Path, default=REPO / "reports" / "bench_moe_kernel.csv")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.cpu_smoke:
+        # Must precede the first import of kernels.moe.triton_impl: triton fixes the mode at decoration.
+        os.environ.setdefault("TRITON_INTERPRET", "1")
+        device, dtype = torch.device("cpu"), torch.bfloat16
+        plan = [("smoke", SMOKE_SHAPE, m) for m in (args.m or [1, 5])]
+    elif not torch.cuda.is_available():
+        print("bench_moe_kernel: needs a CUDA GPU (use --cpu-smoke for a tiny interpreter run); nothing done")
+        return 0
+    else:
+        device, dtype = torch.device("cuda"), torch.bfloat16
+        models = args.models or (list(QUICK_SHAPES) if args.quick else list(SHAPES))
+        ms = args.m or (list(QUICK_M) if args.quick else M_VALUES)
+        plan = [(name, SHAPES[name], m) for name in models for m in ms]
+    prov = provenance(device)
+    rows: list[dict] = []
+    for model, shape, m in plan:
+        cell = bench_cell(model, shape, m, args.impls, args, device, dtype, prov)
+        print_table(cell)
+        rows.extend(cell)
+        write_csv_atomic(args.out, rows)  # after every cell: an interrupted run keeps what it measured
+    print(f"wrote {len(rows)} rows to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
