@@ -74,8 +74,9 @@ class Report:
         """A Plotly figure with a caption; `fidelity` labels how its numbers were obtained."""
         title = fig.layout.title.text if fig.layout.title and fig.layout.title.text else ""
         self.figure_titles.append(title)
-        body = fig.to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False,
-                                                                            "responsive": True})
+        height = fig.layout.height or 460  # a fixed height: "100%" of an auto-height block collapses
+        body = fig.to_html(full_html=False, include_plotlyjs=False, default_height=f"{height}px",
+                           config={"displaylogo": False, "responsive": True})
         self._note_fidelity(fidelity)
         self.blocks.append(_Block("figure", body, caption, fidelity))
 

@@ -80,7 +80,7 @@ def test_error_is_a_value_error():
 
 
 CONFIG_CASES = {
-    "not a dict": (None, "must be a dict"),
+    "not a dict": ([16, 32, 16, 1, 4, 2], "must be a dict"),
     "missing key": ({k: v for k, v in GOOD_CONFIG.items() if k != "num_stages"}, r"missing keys \['num_stages'\]"),
     "unknown key": ({**GOOD_CONFIG, "SPLIT_K": 1}, r"unknown keys \['SPLIT_K'\]"),
     "zero block": ({**GOOD_CONFIG, "BLOCK_SIZE_M": 0}, r"\['BLOCK_SIZE_M'\] must be a positive int"),

@@ -1,0 +1,110 @@
+"""The CLI contract other tools depend on, and its one-line errors."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from accelsim.cli import main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_hw_list_and_show_json(capsys):
+    code, out, _ = run(capsys, "hw", "list", "--json")
+    names = [c["name"] for c in json.loads(out)]
+    assert code == 0 and "mtia-450" in names and len(names) == 15
+    code, out, _ = run(capsys, "hw", "show", "mtia-450", "--json")
+    d = json.loads(out)
+    assert d["peak_flops"]["fp4"] == 21e15 and d["mem_bw_bytes_per_s"] == 18.4e12
+    assert d["mem_capacity_bytes"] == 288e9 and d["tdp_w"] == 1400
+    assert "assumed" in d["provenance"]["idle_w"] and "source" in d["provenance"]["tdp_w"]
+
+
+def test_workloads_json(capsys):
+    code, out, _ = run(capsys, "workloads", "show", "llama4-maverick", "--json")
+    d = json.loads(out)
+    assert d["name"] == "llama4-maverick" and d["total_params"] > 390e9 and d["active_params"] < 18e9
+    code, out, _ = run(capsys, "workloads", "list", "--json")
+    assert {"name", "total_params", "active_params"} <= set(json.loads(out)[0])
+
+
+def test_predict_json_contract(capsys):
+    code, out, _ = run(capsys, "predict", "--hw", "mtia-450", "--model", "llama4-maverick", "--chips", "64",
+                       "--tp", "8", "--ep", "8", "--dtype", "fp8", "--input-len", "1000", "--output-len", "1000", "--json")
+    d = json.loads(out)
+    assert code == 0
+    for key in ("throughput_tokens_per_s", "per_chip_tokens_per_s", "batch", "ttft_s", "tpot_s", "power_w",
+                "joules_per_token", "bound", "fidelity"):
+        assert key in d
+    assert d["replicas"] == 8 and d["per_chip_tokens_per_s"] * 64 == pytest.approx(d["throughput_tokens_per_s"])
+    assert d["fidelity"] == "analytical" and "idle_w" in d["assumed_hw_values"]
+
+
+def test_predict_ranking_json(capsys):
+    code, out, _ = run(capsys, "predict", "--hw", "mtia-400", "--model", "dlrm-v2", "--chips", "2", "--batch", "512",
+                       "--json")
+    d = json.loads(out)
+    assert code == 0 and d["batch"] == 512
+    for key in ("throughput_samples_per_s", "latency_s", "power_w", "joules_per_sample", "fidelity"):
+        assert key in d
+
+
+def test_predict_roofline_and_what_if(capsys):
+    base = json.loads(run(capsys, "predict", "--hw", "mtia-450", "--model", "llama3-70b", "--chips", "8",
+                          "--batch", "16", "--json")[1])
+    roof = json.loads(run(capsys, "predict", "--hw", "mtia-450", "--model", "llama3-70b", "--chips", "8",
+                          "--batch", "16", "--fidelity", "roofline", "--json")[1])
+    fast = json.loads(run(capsys, "predict", "--hw", "mtia-450", "--model", "llama3-70b", "--chips", "8",
+                          "--batch", "16", "--what-if", "mem_bw=2", "--json")[1])
+    assert roof["fidelity"] == "roofline" and roof["throughput_tokens_per_s"] > base["throughput_tokens_per_s"]
+    assert fast["what_if"] == {"mem_bw": 2.0} and fast["tpot_s"] < base["tpot_s"]
+
+
+def test_predict_text_output(capsys):
+    code, out, _ = run(capsys, "predict", "--hw", "h100-sxm", "--model", "llama3-8b", "--chips", "1")
+    assert code == 0 and "fidelity: analytical" in out and "output tokens/s" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["predict", "--hw", "mtia450", "--model", "llama3-8b", "--chips", "1"], "did you mean mtia-450"),
+    (["predict", "--hw", "h100-sxm", "--model", "llama-3-8b", "--chips", "1"], "did you mean llama3-8b"),
+    (["predict", "--hw", "h100-sxm", "--model", "llama3-70b", "--chips", "2", "--tp", "3"], "does not divide"),
+    (["predict", "--hw", "h100-sxm", "--model", "llama3-70b", "--chips", "1"], "does not fit"),
+    (["predict", "--hw", "h100-sxm", "--model", "llama3-8b", "--chips", "1", "--what-if", "hbm=2"], "--what-if"),
+    (["predict", "--hw", "h100-sxm", "--model", "llama3-8b", "--chips", "1", "--what-if", "mem_bw=-1"], "> 0"),
+    (["predict", "--hw", "missing.toml", "--model", "llama3-8b", "--chips", "1"], "does not exist"),
+    (["hw", "show", "nope"], "unknown chip"),
+    (["workloads", "show", "nope"], "unknown model"),
+])
+def test_bad_input_is_one_line_exit_2(capsys, argv, message):
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and message in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_argparse_errors_are_one_line_exit_2():
+    p = subprocess.run([sys.executable, "-m", "accelsim", "predict", "--hw", "h100-sxm", "--model", "llama3-8b",
+                        "--chips", "x"], capture_output=True, text=True)
+    assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1 and "invalid int value" in p.stderr
+
+
+def test_bad_chip_file_is_one_line(tmp_path, capsys):
+    f = tmp_path / "mychip.toml"
+    f.write_text('name = "mychip"\n[peak_flops_per_s\n')
+    code, _, err = run(capsys, "hw", "show", str(f))
+    assert code == 2 and "not valid TOML" in err
+
+
+def test_analytical_path_imports_neither_torch_nor_triton():
+    code = ("import sys; from accelsim.cli import main; "
+            "main(['predict','--hw','mtia-450','--model','llama4-maverick','--chips','8','--json']); "
+            "bad = [m for m in ('torch','triton','plotly','simpy','dash') if m in sys.modules]; "
+            "sys.stderr.write(repr(bad))")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert p.returncode == 0 and p.stderr.strip() == "[]"
