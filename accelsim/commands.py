@@ -39,7 +39,8 @@ def register(sub: Any) -> None:
     p.add_argument("--ep", type=int, default=1, help="expert parallel size (divides tp)")
     p.add_argument("--pp", type=int, default=1, help="pipeline stages")
     p.add_argument("--dtype", choices=_DTYPES, default="bf16", help="weight/compute format")
-    p.add_argument("--kv-dtype", choices=_DTYPES, default=None, help="KV-cache format (default: fp8 if --dtype is fp8/fp4)")
+    p.add_argument("--kv-dtype", choices=_DTYPES, default=None,
+                   help="KV-cache format (default: fp8 if --dtype is fp8/fp4)")
     p.add_argument("--input-len", type=int, default=1000)
     p.add_argument("--output-len", type=int, default=1000)
     p.add_argument("--batch", type=int, default=None, help="sequences per replica (LLM) or samples per chip (ranking)")

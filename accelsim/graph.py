@@ -20,7 +20,7 @@ from numpy.typing import ArrayLike
 
 from accelsim import ops as O
 from accelsim.errors import UserError
-from accelsim.spec.chip import DTYPE_BYTES, Chip
+from accelsim.spec.chip import DTYPE_BYTES
 from accelsim.spec.model import LLM, Ranking
 
 Phase = Literal["prefill", "decode"]
@@ -76,9 +76,6 @@ class Precision:
     @property
     def kv_bytes(self) -> float:
         return DTYPE_BYTES[self.kv]
-
-    def gemm_dtype(self, chips: list[Chip] | None = None) -> str:
-        return self.weights
 
     @property
     def attn_dtype(self) -> str:

@@ -12,7 +12,6 @@ calibrated profile (accelsim.calibrate).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -204,7 +203,3 @@ def cost(ops: Iterable[Op], hw: HwVec, eff: Efficiency) -> Cost:
         flops = flops + k * op.flops
         nbytes = nbytes + k * op.bytes
     return Cost(total, comp, mem, comm, over, flops, nbytes, eff.fidelity)
-
-
-def ceil_div(a: int, b: int) -> int:
-    return -(-a // b) if b else math.inf  # type: ignore[return-value]

@@ -19,7 +19,7 @@ import numpy as np
 
 from accelsim.errors import UserError
 from accelsim.graph import Parallel, Precision, llm_ops, ranking_ops
-from accelsim.memory import kv_bytes_per_seq, plan_llm, ranking_capacity_check
+from accelsim.memory import plan_llm, ranking_capacity_check
 from accelsim.perf import Cost, Efficiency, HwVec, cost
 from accelsim.power import chip_power_w
 from accelsim.spec.chip import Chip
@@ -83,7 +83,8 @@ def predict(chip: Chip, model: Model, *, chips: int, eff: Efficiency, tp: int | 
         raise UserError(f"--chips must be >= 1, got {chips}")
     if batch is not None and batch < 1:
         raise UserError(f"--batch must be >= 1, got {batch}")
-    prec = Precision(weights=dtype, activations="bf16", kv=kv_dtype or ("fp8" if dtype in ("fp8", "fp4") else "bf16"))
+    kv = kv_dtype or ("fp8" if dtype in ("fp8", "fp4") else "bf16")
+    prec = Precision(weights=dtype, activations="bf16", kv=kv)
     chip.compute_dtype(dtype)  # raises if the chip cannot compute it at all
     if isinstance(model, Ranking):
         return _predict_ranking(chip, model, chips, prec, eff, batch, max_latency)
@@ -127,7 +128,7 @@ def predict(chip: Chip, model: Model, *, chips: int, eff: Efficiency, tp: int | 
         "joules_per_token": power * chips / total,
         "bound": str(d.bound[i]),  # what bounds the decode step, which dominates the cycle
         "prefill_bound": str(p.bound[i]),
-        "memory": {**mem.to_dict(), "kv_bytes_per_seq": float(kv_bytes_per_seq(model, par, prec, input_len + output_len))},
+        "memory": mem.to_dict(),
         "fidelity": str(eff.fidelity),
         "assumed_hw_values": chip.assumed_keys,
         "what_if": dict(chip.what_if),

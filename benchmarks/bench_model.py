@@ -41,7 +41,8 @@ def sweep_rate(model_name: str, n_batch: int, n_ctx: int, repeats: int) -> dict:
     evals = points * len(ops)
     t = statistics.median(times)
     return {"benchmark": f"decode sweep {model_name}", "design_points": points, "ops_per_point": len(ops),
-            "median_s": t, "op_evals_per_s": evals / t, "design_points_per_s": points / t, "target": ">= 1e6 op-evals/s"}
+            "median_s": t, "op_evals_per_s": evals / t, "design_points_per_s": points / t,
+            "target": ">= 1e6 op-evals/s"}
 
 
 def predict_wall(repeats: int) -> dict:

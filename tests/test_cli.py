@@ -27,16 +27,16 @@ def test_hw_list_and_show_json(capsys):
 
 
 def test_workloads_json(capsys):
-    code, out, _ = run(capsys, "workloads", "show", "llama4-maverick", "--json")
+    _, out, _ = run(capsys, "workloads", "show", "llama4-maverick", "--json")
     d = json.loads(out)
     assert d["name"] == "llama4-maverick" and d["total_params"] > 390e9 and d["active_params"] < 18e9
-    code, out, _ = run(capsys, "workloads", "list", "--json")
+    _, out, _ = run(capsys, "workloads", "list", "--json")
     assert {"name", "total_params", "active_params"} <= set(json.loads(out)[0])
 
 
 def test_predict_json_contract(capsys):
-    code, out, _ = run(capsys, "predict", "--hw", "mtia-450", "--model", "llama4-maverick", "--chips", "64",
-                       "--tp", "8", "--ep", "8", "--dtype", "fp8", "--input-len", "1000", "--output-len", "1000", "--json")
+    code, out, _ = run(capsys, "predict", "--hw", "mtia-450", "--model", "llama4-maverick", "--chips", "64", "--tp",
+                       "8", "--ep", "8", "--dtype", "fp8", "--input-len", "1000", "--output-len", "1000", "--json")
     d = json.loads(out)
     assert code == 0
     for key in ("throughput_tokens_per_s", "per_chip_tokens_per_s", "batch", "ttft_s", "tpot_s", "power_w",
@@ -83,7 +83,7 @@ def test_predict_text_output(capsys):
     (["workloads", "show", "nope"], "unknown model"),
 ])
 def test_bad_input_is_one_line_exit_2(capsys, argv, message):
-    code, out, err = run(capsys, *argv)
+    code, _, err = run(capsys, *argv)
     assert code == 2 and message in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
 

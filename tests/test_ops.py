@@ -29,7 +29,8 @@ def test_expected_experts_hit_limits():
 
 
 def test_grouped_gemm_reads_only_active_experts():
-    op = ops.grouped_gemm("moe", tokens=6, n=32, k=16, experts_active=3, dtype="bf16", a_bytes=2, w_bytes=2, out_bytes=2)
+    op = ops.grouped_gemm("moe", tokens=6, n=32, k=16, experts_active=3, dtype="bf16", a_bytes=2, w_bytes=2,
+                          out_bytes=2)
     assert op.flops == 2 * 6 * 32 * 16
     assert op.bytes == 6 * 16 * 2 + 3 * 16 * 32 * 2 + 6 * 32 * 2
 

@@ -23,7 +23,8 @@ def test_published_h100_points_error(capsys):
         print("\npublished H100 point                      published  predicted   error")
         for r in rows:
             print(f"  {r['model']:14s} TP{r['tp']} {r['input_len']:>5}/{r['output_len']:<5} "
-                  f"{r['published_tokens_per_s']:>10,.0f} {r['predicted_tokens_per_s']:>10,.0f} {r['error_pct']:+7.1f}%")
+                  f"{r['published_tokens_per_s']:>10,.0f} {r['predicted_tokens_per_s']:>10,.0f} "
+                  f"{r['error_pct']:+7.1f}%")
         s = error_summary(rows)
         print(f"  median |error| {s['median_ape_pct']:.1f}%  p90 {s['p90_ape_pct']:.1f}%  max {s['max_ape_pct']:.1f}%")
     s = error_summary(rows)
@@ -90,7 +91,7 @@ def test_more_chips_never_lower_total_throughput(chip, model, mult):
 
 
 @settings(max_examples=60, deadline=None)
-@given(chip=st.sampled_from(CHIPS + ["mtia-v2", "tpu-v5e", "h200-sxm"]), batch=st.integers(1, 4096),
+@given(chip=st.sampled_from([*CHIPS, "mtia-v2", "tpu-v5e", "h200-sxm"]), batch=st.integers(1, 4096),
        model=st.sampled_from(["llama3-8b", "dlrm-v2", "dlrm-rm1", "dlrm-rm3"]))
 def test_power_within_idle_and_tdp(chip, batch, model):
     c = load_chip(chip)

@@ -87,10 +87,8 @@ def config_file_name(E: int, N: int, device_name: str, dtype: str | None) -> str
 
 
 @functools.lru_cache(maxsize=64)
-def _read_config_file(path: Path) -> dict[int, dict[str, int]] | None:
-    """Parsed file keyed by batch size, or None if absent. Files are read-only data: cache is safe."""
-    if not path.is_file():
-        return None
+def _read_config_file(path: Path, mtime_ns: int) -> dict[int, dict[str, int]]:
+    """Parsed file keyed by batch size. Cached per (path, mtime): a rewritten file is re-read."""
     raw = json.loads(path.read_text())
     raw.pop("triton_version", None)  # written by tuners, not a batch size
     try:
@@ -115,7 +113,10 @@ def load_tuned_config(
     """
     dtype_str = config_dtype_str(dtype) if isinstance(dtype, torch.dtype) else dtype
     directory = Path(config_dir) if config_dir is not None else CONFIG_DIR
-    table = _read_config_file(directory / config_file_name(E, N, device_name, dtype_str))
+    path = directory / config_file_name(E, N, device_name, dtype_str)
+    if not path.is_file():
+        return None
+    table = _read_config_file(path, path.stat().st_mtime_ns)
     if not table:
         return None
     nearest = min(sorted(table), key=lambda key: abs(key - M))
