@@ -7,9 +7,13 @@ Peers (each a whole MoE layer call: routing, GEMMs, activation, combine):
   loop        kernels.moe.baselines.per_expert_loop_moe (eager per-expert GEMMs)
   reference   kernels.moe.fused_moe(impl="reference") (fp32 compute; the test oracle)
 
-Timing: triton.testing.do_bench (clears L2 before every call), median. FLOPs and bytes come from
-accelsim.ops.fused_moe_counts, the project's single operator count; % of roofline is
-max(FLOPs / peak FLOP/s, bytes / peak B/s) / measured time. Every CSV row carries provenance.
+Timing (median): every impl with triton.testing.do_bench (clears L2 before each call; includes
+host launch overhead) -> eager_us. triton and grouped_mm never sync the host, so they are also
+captured in a CUDA graph (do_bench_cudagraph: device time, as vLLM's published numbers are taken;
+no L2 flush, but every shape streams >= 352 MB of weights, far beyond a 50 MB L2) -> time_us.
+loop and reference sync the host, so their time_us is the eager time; column `timer` says which.
+FLOPs and bytes come from accelsim.ops.fused_moe_counts, the project's single operator count;
+% of roofline is max(FLOPs / peak FLOP/s, bytes / peak B/s) / time_us. Every row has provenance.
 
   python benchmarks/bench_moe_kernel.py [--quick] [--out reports/bench_moe_kernel.csv]
   python benchmarks/bench_moe_kernel.py --cpu-smoke   # no GPU: one tiny shape, Triton interpreter
@@ -60,12 +64,13 @@ M_VALUES = [2**i for i in range(13)]  # 1 .. 4096
 QUICK_SHAPES = ("mixtral_tp2", "deepseek_v3")
 QUICK_M = (1, 64, 1024)
 IMPLS = ("triton", "grouped_mm", "loop", "reference")
+GRAPH_SAFE = ("triton", "grouped_mm")  # no host syncs: capturable in a CUDA graph
 SMOKE_SHAPE = MoEShape(4, 32, 32, 2, "softmax", True)
 H100_SXM_BF16_TFLOPS = 989.4  # dense, NVIDIA datasheet
 H100_SXM_TBPS = 3.35
 
-FIELDS = ["model", "impl", "m", "experts", "hidden", "inter", "top_k", "dtype", "time_us", "tflops", "tbps",
-          "pct_roofline", "flops", "bytes", "rel_err_vs_ref", "config", "config_source", "note",
+FIELDS = ["model", "impl", "m", "experts", "hidden", "inter", "top_k", "dtype", "time_us", "timer", "eager_us",
+          "tflops", "tbps", "pct_roofline", "flops", "bytes", "rel_err_vs_ref", "config", "config_source", "note",
           "device_name", "compute_capability", "driver_version", "cuda_runtime", "torch_version",
           "triton_version", "git_commit", "date_utc"]
 
@@ -118,19 +123,27 @@ def impl_fn(impl: str, shape: MoEShape, x, w1, w2, logits) -> Callable[[], torch
     return lambda: peer(x, w1, w2, *topk_route(logits, k, renorm, scoring))
 
 
-def time_ms(fn: Callable[[], object], device: torch.device, warmup_ms: float, rep_ms: float) -> float:
-    """Median ms per call: do_bench on CUDA; on CPU (smoke only) the median of a few wall-clock runs."""
-    if device.type == "cuda":
-        from triton.testing import do_bench
-
-        return float(do_bench(fn, warmup=warmup_ms, rep=rep_ms, return_mode="median"))
-    fn()
-    times = []
-    for _ in range(3):
-        t0 = time.perf_counter()
+def time_us(fn: Callable[[], object], device: torch.device, graph: bool, args) -> tuple[float, float, str]:
+    """(time_us, eager_us, timer): medians; see the module docstring. On CPU (smoke only) both are
+    the median wall-clock time of three calls."""
+    if device.type != "cuda":
         fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
+        times = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - t0) * 1e6)
+        return statistics.median(times), statistics.median(times), "wall"
+    from triton.testing import do_bench, do_bench_cudagraph
+
+    eager = 1e3 * float(do_bench(fn, warmup=args.warmup_ms, rep=args.rep_ms, return_mode="median"))
+    if not graph:
+        return eager, eager, "do_bench"
+    try:
+        return 1e3 * float(do_bench_cudagraph(fn, rep=args.rep_ms, return_mode="median")), eager, "cudagraph"
+    except RuntimeError:  # capture refused: report the eager time, labelled as such
+        torch.cuda.synchronize()
+        return eager, eager, "do_bench(graph capture failed)"
 
 
 def bench_cell(model: str, shape: MoEShape, m: int, impls: list[str], args, device, dtype, prov) -> list[dict]:
@@ -154,9 +167,10 @@ def bench_cell(model: str, shape: MoEShape, m: int, impls: list[str], args, devi
             fn = impl_fn(impl, shape, x, w1, w2, logits)
             out = fn().float()
             row["rel_err_vs_ref"] = float((out - ref).norm() / ref.norm().clamp_min(1e-30))
-            t_s = time_ms(fn, device, args.warmup_ms, args.rep_ms) / 1e3
-            row.update(time_us=t_s * 1e6, tflops=flops / t_s / 1e12, tbps=nbytes / t_s / 1e12,
-                       pct_roofline=100 * roof_s / t_s)
+            t_us, eager_us, timer = time_us(fn, device, impl in GRAPH_SAFE, args)
+            t_s = t_us / 1e6
+            row.update(time_us=t_us, eager_us=eager_us, timer=timer, tflops=flops / t_s / 1e12,
+                       tbps=nbytes / t_s / 1e12, pct_roofline=100 * roof_s / t_s)
         except RuntimeError as exc:  # OOM, or torch._grouped_mm unsupported on this GPU
             row["note"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
         rows.append(row)
@@ -186,10 +200,12 @@ def _fmt(row: dict, key: str, spec: str) -> str:
 
 
 def print_table(rows: list[dict]) -> None:
-    print(f"{'model':16} {'impl':10} {'M':>5} {'us':>10} {'TFLOP/s':>8} {'TB/s':>6} {'%roof':>6} {'relerr':>8}")
+    print(f"{'model':16} {'impl':10} {'M':>5} {'us':>10} {'eager us':>10} {'TFLOP/s':>8} {'TB/s':>6} "
+          f"{'%roof':>6} {'relerr':>8}")
     for r in rows:
         print(f"{r['model']:16} {r['impl']:10} {r['m']:>5} {_fmt(r, 'time_us', '10.1f')} "
-              f"{_fmt(r, 'tflops', '8.1f')} {_fmt(r, 'tbps', '6.2f')} {_fmt(r, 'pct_roofline', '6.1f')} "
+              f"{_fmt(r, 'eager_us', '10.1f')} {_fmt(r, 'tflops', '8.1f')} {_fmt(r, 'tbps', '6.2f')} "
+              f"{_fmt(r, 'pct_roofline', '6.1f')} "
               f"{_fmt(r, 'rel_err_vs_ref', '8.1e')} {r['note']}")
 
 

@@ -60,9 +60,8 @@ def validate_config(config: object, source: str = "config") -> dict[str, int]:
         value = config[key]
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
             _fail(f"{source}[{key!r}] must be a positive int, got {value!r}")
-        if key.startswith("BLOCK_SIZE") or key == "num_warps":
-            if value & (value - 1):
-                _fail(f"{source}[{key!r}] must be a power of two, got {value}")
+        if (key.startswith("BLOCK_SIZE") or key == "num_warps") and value & (value - 1):
+            _fail(f"{source}[{key!r}] must be a power of two, got {value}")
         if value < minimum[key]:
             _fail(f"{source}[{key!r}] must be >= {minimum[key]}, got {value}")
     return {k: int(config[k]) for k in CONFIG_KEYS}
@@ -143,7 +142,7 @@ def _validate_fp8(hidden_states, w1, w2, w1_scale, w2_scale, a_scale) -> None:
         if a_scale.numel() != 1:
             _fail(f"a_scale must hold one per-tensor scale, got shape {tuple(a_scale.shape)}")
     if device.type != "cuda" or torch.cuda.get_device_capability(device) < (8, 9):
-        where = device.type if device.type != "cuda" else f"compute capability {torch.cuda.get_device_capability(device)}"
+        where = device.type if device.type != "cuda" else f"capability {torch.cuda.get_device_capability(device)}"
         _fail(f"quant='fp8_w8a8' needs a CUDA device with compute capability >= 8.9, got {where}")
 
 

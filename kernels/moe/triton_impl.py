@@ -89,6 +89,8 @@ def _moe_gemm_kernel(
         b = tl.load(b_ptrs, mask=k_mask[:, None] & n_mask[None, :], other=0.0)
         # The interpreter's bf16 tl.dot multiplies raw uint16 bit patterns (triton issue #11584),
         # so under TRITON_INTERPRET=1 bf16 operands are upcast; on the GPU this flag is False.
+        # (The interpreter also rounds fp32 -> bf16 toward zero on the final store; GPUs round to
+        # nearest. That costs <= 1 ulp and is inside the bf16 test tolerance.)
         if UPCAST_TO_FP32:
             a = a.to(tl.float32)
             b = b.to(tl.float32)

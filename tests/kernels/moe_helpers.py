@@ -15,12 +15,13 @@ class Tolerance(NamedTuple):
 
 
 # Keyed by the dtype of the computation. Relative norm error is the primary check: at the small
-# data scale of vLLM's tests (randn / 10) an absolute bound alone passes a gate/up swap.
+# data scale of vLLM's tests (randn / 10) an absolute bound alone passes a gate/up swap. The bf16
+# bound also absorbs the interpreter rounding fp32 -> bf16 toward zero (GPUs round to nearest).
 TOLERANCES: dict[torch.dtype, Tolerance] = {
     torch.float32: Tolerance(rel=1e-5, abs=1e-4),
     torch.float16: Tolerance(rel=5e-3, abs=1e-2),
     torch.bfloat16: Tolerance(rel=2e-2, abs=6e-2),
-    torch.float8_e4m3fn: Tolerance(rel=3e-2, abs=1.5e-1),  # Triton fp8 vs reference.fused_moe_fp8_ref
+    torch.float8_e4m3fn: Tolerance(rel=2e-2, abs=1.5e-1),  # Triton fp8 vs reference.fused_moe_fp8_ref
 }
 
 # Where Triton runs: interpreted kernels take CPU tensors, compiled ones CUDA tensors.
@@ -59,4 +60,5 @@ def unit_inputs(m: int, hidden: int, inter: int, experts: int, dtype: torch.dtyp
         w1, w2 = w1 / hidden**0.5, w2 / inter**0.5
     else:
         x, w1, w2 = x / 10, w1 / 10, w2 / 10
-    return tuple(t.to(device=device, dtype=dtype) for t in (x, w1, w2)) + (logits.to(device),)
+    x, w1, w2 = (t.to(device=device, dtype=dtype) for t in (x, w1, w2))
+    return x, w1, w2, logits.to(device)

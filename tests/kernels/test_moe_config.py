@@ -17,11 +17,11 @@ from kernels.moe import (
     load_tuned_config,
     resolve_config,
     set_config_provider,
+    triton_impl,
     use_config_provider,
     validate_config,
 )
 from kernels.moe import config as config_mod
-from kernels.moe import triton_impl
 
 SHAPES = [(8, 7168, 4096, 2), (16, 8192, 5120, 1), (128, 8192, 5120, 1), (256, 2048, 7168, 8), (4, 16, 32, 2)]
 

@@ -66,7 +66,11 @@ CONFIGS = [
 ]
 
 
-@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: "M{BLOCK_SIZE_M}N{BLOCK_SIZE_N}K{BLOCK_SIZE_K}G{GROUP_SIZE_M}".format(**c))
+def _config_id(c: dict) -> str:
+    return "M{BLOCK_SIZE_M}N{BLOCK_SIZE_N}K{BLOCK_SIZE_K}G{GROUP_SIZE_M}".format(**c)
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=_config_id)
 def test_explicit_configs_cover_tiling_and_grouped_order(config):
     """Several N-tiles, partial M-groups and K tails: every config computes the same layer."""
     x, w1, w2, logits = unit_inputs(50, 48, 80, 4, torch.float16, seed=8, device=DEV)
@@ -141,7 +145,7 @@ def test_expert_with_zero_tokens():
     x, w1, w2, logits = unit_inputs(24, 16, 32, 6, torch.float16, seed=14, device=DEV)
     logits[:, 2] = -1e4  # expert 2 never chosen
     logits[:, 5] = -1e4
-    weights, ids = topk_route(logits, 2, True, "softmax")
+    _, ids = topk_route(logits, 2, True, "softmax")
     assert not ((ids == 2) | (ids == 5)).any()
     out, ref = run_triton_poisoned(x, w1, w2, logits, 2)
     assert_moe_close(out, ref, torch.float16, "empty experts")
@@ -171,3 +175,48 @@ def test_small_m_with_large_block_and_empty_batch():
     assert_moe_close(out, ref, torch.float16, "M < BLOCK_SIZE_M")
     empty = fused_moe(x[:0], w1, w2, logits[:0], 2, impl="triton")
     assert empty.shape == (0, 16)
+
+
+def _fp8_runnable() -> bool:
+    if triton_impl.INTERPRETED:
+        return True  # the interpreter computes fp8 dots exactly
+    return torch.cuda.is_available() and torch.cuda.get_device_capability() >= (8, 9)
+
+
+@pytest.mark.skipif(not _fp8_runnable(), reason="fp8 needs the interpreter or compute capability >= 8.9")
+@pytest.mark.parametrize("per_channel", [False, True])
+@pytest.mark.parametrize("static_a_scale", [False, True])
+def test_fp8_kernel_path_matches_emulation(per_channel, static_a_scale):
+    """The fp8 w8a8 kernel path (scales in the epilogue, act re-quantised) against
+    reference.fused_moe_fp8_ref, called below the API (which allows fp8 only on sm_89+ GPUs).
+    fp16 activations: the interpreter rounds fp32 -> fp16 to nearest, as a GPU does."""
+    x, w1, w2, logits = unit_inputs(20, 64, 48, 4, torch.float16, seed=21, device=DEV)
+    weights, ids = topk_route(logits, 2, True, "softmax")
+    quantised = []
+    for w in (w1, w2):
+        amax = w.float().abs().amax(dim=2) if per_channel else w.float().abs().amax(dim=(1, 2))
+        scale = amax / reference.FP8_MAX
+        quantised += [(w.float() / (scale[:, :, None] if per_channel else scale[:, None, None]))
+                      .to(reference.FP8_DTYPE), scale]
+    w1_q, w1_s, w2_q, w2_s = quantised
+    a_scale = (1.5 * x.float().abs().amax() / reference.FP8_MAX).reshape(1) if static_a_scale else None
+    cfg = default_config(20, 4, 48, 64, 2, reference.FP8_DTYPE)
+    out = triton_impl.fused_moe_triton(x, w1_q, w2_q, weights, ids, cfg, w1_scale=w1_s, w2_scale=w2_s,
+                                       a_scale=a_scale)
+    emulated = reference.fused_moe_fp8_ref(x, w1_q, w2_q, w1_s, w2_s, weights, ids, a_scale=a_scale)
+    assert_moe_close(out, emulated, reference.FP8_DTYPE, "fp8 kernel vs emulation")
+    assert rel_err(out, reference.fused_moe_ref(x, w1, w2, weights, ids)) < 8e-2
+
+
+@pytest.mark.skipif(DEV.type == "cuda", reason="CPU dispatch rule")
+def test_auto_uses_reference_on_cpu_without_interpreter_env(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("triton path taken")
+
+    monkeypatch.delenv("TRITON_INTERPRET")
+    monkeypatch.setattr(triton_impl, "fused_moe_triton", refuse)
+    x, w1, w2, logits = unit_inputs(5, 16, 16, 4, torch.float32, seed=2)
+    weights, ids = topk_route(logits, 2, True, "softmax")
+    assert torch.equal(fused_moe(x, w1, w2, logits, 2), reference.fused_moe_ref(x, w1, w2, weights, ids))
+    with pytest.raises(AssertionError, match="triton path taken"):
+        fused_moe(x, w1, w2, logits, 2, impl="triton")

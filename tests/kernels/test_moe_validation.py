@@ -7,14 +7,14 @@ import torch
 
 from kernels.moe import MoEInputError, fused_moe, moe_align_block_size, topk_route, validate_config
 
-E, H, I, M = 4, 16, 8, 3
+E, H, INTER, M = 4, 16, 8, 3
 GOOD_CONFIG = {"BLOCK_SIZE_M": 16, "BLOCK_SIZE_N": 32, "BLOCK_SIZE_K": 16, "GROUP_SIZE_M": 1,
                "num_warps": 4, "num_stages": 2}
 
 
 def inputs(dtype=torch.float32):
-    return {"hidden_states": torch.randn(M, H, dtype=dtype), "w1": torch.randn(E, 2 * I, H, dtype=dtype),
-            "w2": torch.randn(E, H, I, dtype=dtype), "router_logits": torch.randn(M, E), "top_k": 2}
+    return {"hidden_states": torch.randn(M, H, dtype=dtype), "w1": torch.randn(E, 2 * INTER, H, dtype=dtype),
+            "w2": torch.randn(E, H, INTER, dtype=dtype), "router_logits": torch.randn(M, E), "top_k": 2}
 
 
 def fp8_inputs():
@@ -35,16 +35,16 @@ def rejects(match: str, **overrides):
 CASES = {
     "x 1-D": ({"hidden_states": torch.randn(H)}, "hidden_states must be a 2-D"),
     "x int": ({"hidden_states": torch.ones(M, H, dtype=torch.int32)}, "hidden_states dtype"),
-    "w1 2-D": ({"w1": torch.randn(2 * I, H)}, "w1 must be 3-D"),
-    "w1 odd rows": ({"w1": torch.randn(E, 2 * I + 1, H)}, "positive even"),
-    "w1 hidden": ({"w1": torch.randn(E, 2 * I, H + 1)}, r"w1 must be \[E, 2\*I, H=16\]"),
-    "w2 shape": ({"w2": torch.randn(E, H, I + 1)}, r"w2 must be \[E, H, I\]"),
-    "w2 experts": ({"w2": torch.randn(E + 1, H, I)}, r"w2 must be \[E, H, I\]"),
+    "w1 2-D": ({"w1": torch.randn(2 * INTER, H)}, "w1 must be 3-D"),
+    "w1 odd rows": ({"w1": torch.randn(E, 2 * INTER + 1, H)}, "positive even"),
+    "w1 hidden": ({"w1": torch.randn(E, 2 * INTER, H + 1)}, r"w1 must be \[E, 2\*I, H=16\]"),
+    "w2 shape": ({"w2": torch.randn(E, H, INTER + 1)}, r"w2 must be \[E, H, I\]"),
+    "w2 experts": ({"w2": torch.randn(E + 1, H, INTER)}, r"w2 must be \[E, H, I\]"),
     "logits shape": ({"router_logits": torch.randn(M, E + 1)}, r"router_logits must be \[M, E\]"),
     "logits rows": ({"router_logits": torch.randn(M + 1, E)}, r"router_logits must be \[M, E\]"),
     "logits int": ({"router_logits": torch.ones(M, E, dtype=torch.int64)}, "router_logits must be floating"),
-    "w1 dtype": ({"w1": torch.randn(E, 2 * I, H, dtype=torch.float16)}, "w1 dtype torch.float16 differs"),
-    "w2 fp8 without quant": ({"w2": torch.randn(E, H, I).to(torch.float8_e4m3fn)}, "pass quant='fp8_w8a8'"),
+    "w1 dtype": ({"w1": torch.randn(E, 2 * INTER, H, dtype=torch.float16)}, "w1 dtype torch.float16 differs"),
+    "w2 fp8 without quant": ({"w2": torch.randn(E, H, INTER).to(torch.float8_e4m3fn)}, "pass quant='fp8_w8a8'"),
     "top_k > E": ({"top_k": E + 1}, r"top_k must be an int in \[1, E=4\]"),
     "top_k 0": ({"top_k": 0}, "top_k must be"),
     "top_k float": ({"top_k": 2.0}, "top_k must be"),
@@ -52,9 +52,9 @@ CASES = {
     "scoring": ({"scoring": "relu"}, "scoring must be one of"),
     "quant mode": ({"quant": "int4"}, "quant must be None or one of"),
     "scale without quant": ({"w1_scale": torch.ones(E)}, "only used with quant='fp8_w8a8'"),
-    "shared not tuple": ({"shared_expert": torch.randn(2 * I, H)}, "shared_expert must be None or a tuple"),
-    "shared shape": ({"shared_expert": (torch.randn(2 * I, H), torch.randn(H, I + 1))}, "shared_expert shapes"),
-    "shared dtype": ({"shared_expert": (torch.randn(2 * I, H).half(), torch.randn(H, I).half())},
+    "shared not tuple": ({"shared_expert": torch.randn(2 * INTER, H)}, "shared_expert must be None or a tuple"),
+    "shared shape": ({"shared_expert": (torch.randn(2 * INTER, H), torch.randn(H, INTER + 1))}, "shared_expert shapes"),
+    "shared dtype": ({"shared_expert": (torch.randn(2 * INTER, H).half(), torch.randn(H, INTER).half())},
                      "shared_expert weights must have"),
 }
 
@@ -65,7 +65,7 @@ def test_fused_moe_rejects(overrides, match):
 
 
 def test_device_mismatch_is_named():
-    meta = torch.randn(E, H, I, device="meta")
+    meta = torch.randn(E, H, INTER, device="meta")
     rejects("w2 is on meta but hidden_states is on cpu", w2=meta)
 
 
@@ -107,7 +107,7 @@ def test_good_config_accepted():
     ({"w1_scale": None}, r"needs w1_scale \(\[E\] per tensor"),
     ({"w2_scale": torch.ones(E, H + 1)}, r"w2_scale must be \[E=4\] per tensor or \[E, 16\] per channel"),
     ({"w1_scale": torch.ones(E + 1)}, "w1_scale must be"),
-    ({"w1": torch.randn(E, 2 * I, H, dtype=torch.bfloat16)}, "needs w1 in torch.float8_e4m3fn"),
+    ({"w1": torch.randn(E, 2 * INTER, H, dtype=torch.bfloat16)}, "needs w1 in torch.float8_e4m3fn"),
     ({"a_scale": torch.ones(2)}, "a_scale must hold one per-tensor scale"),
     ({}, "needs a CUDA device with compute capability >= 8.9, got cpu"),
 ])
