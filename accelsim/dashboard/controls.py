@@ -1,0 +1,204 @@
+"""The dashboard's controls as a validated `Controls`, and the predictions its panels share.
+
+No Dash here: the app's callbacks hand the raw control values to `parse_controls` and the figure
+functions take the result, so everything below is testable without a browser. Bad values raise
+`UserError` with a one-line message that the page shows in place of a plot.
+
+Parallelism: one replica of `tp` chips (pipeline depth 1). With TP on "auto" each chip gets the
+TP from `TP_CHOICES` with the highest per-chip throughput that fits, so that chips with less
+memory are compared at the TP they would really be deployed at. MoE models spread their experts
+over gcd(tp, experts) ranks. Ranking models use the same choice as the number of table shards.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from functools import cache, lru_cache
+from typing import Any
+
+from accelsim.errors import UserError, unknown_name
+from accelsim.perf import Efficiency
+from accelsim.spec import LLM, Chip, Model, list_chips, list_models, load_chip, load_model
+
+DTYPES = ("bf16", "fp8", "fp4")
+FIDELITIES = ("analytical", "roofline")
+TP_CHOICES = (1, 2, 4, 8, 16, 32, 64)
+SCALE_RANGE = (0.25, 4.0)  # what-if multipliers the sliders offer (and the only ones accepted)
+PUE_RANGE = (1.0, 3.0)
+MAX_TOKENS = 1_000_000  # longest input or output a control accepts
+
+
+@dataclass(frozen=True)
+class Controls:
+    """One state of the page. Multipliers scale the catalog chip (`Chip.scaled`)."""
+
+    chip: str = "mtia-450"
+    model: str = "llama4-maverick"
+    dtype: str = "fp8"
+    fidelity: str = "analytical"
+    tp: int | None = None  # chips per replica; None: best per-chip throughput over TP_CHOICES
+    batch: int | None = None  # sequences per replica (ranking: samples per chip); None: best
+    mem_bw: float = 1.0
+    flops: float = 1.0
+    tdp: float = 1.0
+    capacity: float = 1.0
+    input_len: int = 1000
+    output_len: int = 1000
+    site_power_w: float = 1e9
+    pue: float = 1.08
+
+
+DEFAULTS = Controls()
+
+
+def _whole(raw: Any, label: str, *, optional: bool = False, hi: int = MAX_TOKENS) -> int | None:
+    """A control's value as a whole number in [1, hi]; None (empty) only when optional."""
+    if raw is None or (isinstance(raw, str) and not raw.strip()) or raw == "auto":
+        if optional:
+            return None
+        raise UserError(f"{label} is empty: enter a whole number from 1 to {hi:,}")
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise UserError(f"{label} '{raw}' is not a number: enter a whole number from 1 to {hi:,}") from None
+    if not value.is_integer() or not 1 <= value <= hi:
+        raise UserError(f"{label} must be a whole number from 1 to {hi:,}, got {raw}")
+    return int(value)
+
+
+def _number(raw: Any, label: str, lo: float, hi: float) -> float:
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        raise UserError(f"{label} is empty: enter a number from {lo:g} to {hi:g}")
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise UserError(f"{label} '{raw}' is not a number: enter a number from {lo:g} to {hi:g}") from None
+    if not (math.isfinite(value) and lo <= value <= hi):
+        raise UserError(f"{label} must be from {lo:g} to {hi:g}, got {raw}")
+    return value
+
+
+def parse_controls(raw: Mapping[str, Any]) -> Controls:
+    """Raw control values (as Dash delivers them: None for an empty box) → `Controls`.
+
+    Keys are `Controls` field names, except `site_power_mw` (megawatts) in place of
+    `site_power_w`; missing keys take the defaults. Raises `UserError` on the first bad value.
+    """
+    unknown = set(raw) - {f.name for f in fields(Controls)} - {"site_power_mw"}
+    if unknown:
+        raise ValueError(f"unknown controls: {sorted(unknown)}")
+    get = lambda key: raw.get(key, getattr(DEFAULTS, key))
+    chip, model = get("chip"), get("model")
+    if chip not in list_chips():
+        raise unknown_name("chip", str(chip), list_chips())
+    if model not in list_models():
+        raise unknown_name("model", str(model), list_models())
+    if get("dtype") not in DTYPES:
+        raise UserError(f"format '{get('dtype')}' is not one of {', '.join(DTYPES)}")
+    if get("fidelity") not in FIDELITIES:
+        raise UserError(f"fidelity '{get('fidelity')}' is not one of {', '.join(FIDELITIES)}")
+    scales = {k: _number(get(k), f"{k} multiplier", *SCALE_RANGE) for k in ("mem_bw", "flops", "tdp", "capacity")}
+    site_w = (_number(raw["site_power_mw"], "site power (MW)", 1e-3, 1e5) * 1e6 if "site_power_mw" in raw
+              else _number(get("site_power_w"), "site power (W)", 1e3, 1e11))
+    return Controls(
+        chip=chip, model=model, dtype=get("dtype"), fidelity=get("fidelity"),
+        tp=_whole(get("tp"), "chips per replica (TP)", optional=True, hi=1024),
+        batch=_whole(get("batch"), "batch", optional=True, hi=1 << 20),
+        input_len=_whole(get("input_len"), "input length (tokens)"),  # type: ignore[arg-type]
+        output_len=_whole(get("output_len"), "output length (tokens)"),  # type: ignore[arg-type]
+        site_power_w=site_w, pue=_number(get("pue"), "PUE", *PUE_RANGE), **scales,
+    )
+
+
+# The catalog and the efficiency models are read once per process; every result below is a
+# pure function of its arguments, so caching changes speed only.
+@cache
+def catalog_chip(name: str) -> Chip:
+    return load_chip(name)
+
+
+@cache
+def catalog_model(name: str) -> Model:
+    return load_model(name)
+
+
+@cache
+def efficiency(fidelity: str) -> Efficiency:
+    from accelsim.commands import efficiency_from_args
+
+    return efficiency_from_args(fidelity)
+
+
+def what_if_chip(c: Controls) -> Chip:
+    """The catalog chip with the control multipliers applied."""
+    return catalog_chip(c.chip).scaled(mem_bw=c.mem_bw, flops=c.flops, capacity=c.capacity, tdp=c.tdp)
+
+
+def is_llm(model: Model) -> bool:
+    return isinstance(model, LLM)
+
+
+def unit(model: Model) -> str:
+    return "tokens" if is_llm(model) else "samples"
+
+
+def per_chip(r: Mapping[str, Any]) -> float:
+    """Per-chip throughput of a `predict` result: output tokens/s (LLM) or samples/s (ranking)."""
+    return float(r["per_chip_tokens_per_s"] if "per_chip_tokens_per_s" in r else r["per_chip_samples_per_s"])
+
+
+def per_joule(r: Mapping[str, Any]) -> float:
+    """Output tokens (or samples) per joule of chip energy: 1 / predict's joules per unit."""
+    return 1.0 / float(r["joules_per_token"] if "joules_per_token" in r else r["joules_per_sample"])
+
+
+def predict_for(c: Controls, chip: str | None = None) -> dict[str, Any]:
+    """`accelsim.predict.predict` for the what-if chip (chip=None) or a catalog chip, at the
+    controls' TP (or the best one, see the module docstring). Raises `UserError` when nothing fits."""
+    key = replace(c, site_power_w=DEFAULTS.site_power_w, pue=DEFAULTS.pue)  # the site does not change it
+    if chip is not None:
+        key = replace(key, chip=chip, mem_bw=1.0, flops=1.0, tdp=1.0, capacity=1.0)
+    return dict(_best(key))
+
+
+def predict_kwargs(model: Model, c: Controls, tp: int) -> dict[str, Any]:
+    """Keywords of `predict` for one replica of `tp` chips under the controls."""
+    if not is_llm(model):
+        return dict(chips=tp, dtype=c.dtype, batch=c.batch)
+    assert isinstance(model, LLM)
+    ep = math.gcd(tp, model.moe.num_experts) if model.moe else 1
+    return dict(chips=tp, tp=tp, ep=ep, dtype=c.dtype, batch=c.batch, input_len=c.input_len,
+                output_len=c.output_len)
+
+
+@lru_cache(maxsize=512)
+def _best(c: Controls) -> dict[str, Any]:
+    from accelsim.graph import Parallel
+    from accelsim.predict import predict
+
+    chip, model, eff = what_if_chip(c), catalog_model(c.model), efficiency(c.fidelity)
+    best: dict[str, Any] | None = None
+    error: UserError | None = None
+    for tp in (c.tp,) if c.tp else TP_CHOICES:
+        kw = predict_kwargs(model, c, tp)
+        if c.tp is None and is_llm(model):
+            try:  # a TP the model's shape rules out is no candidate, and not worth reporting
+                Parallel(tp=tp, ep=kw["ep"]).validate(model)  # type: ignore[arg-type]
+            except UserError:
+                continue
+        try:
+            r = predict(chip, model, eff=eff, **kw)
+        except UserError as exc:
+            error = exc  # the largest TP's reason is the most useful one to show
+            continue
+        if best is None or per_chip(r) > per_chip(best):
+            best = r
+    if best is None and c.tp and error:
+        raise error
+    if best is None:
+        reason = str(error) if error else f"no TP in {TP_CHOICES} suits {model.name}"
+        where = f"TP {c.tp}" if c.tp else f"up to {max(TP_CHOICES)} chips"
+        raise UserError(f"{model.name} cannot run on {chip.name} at {where}: {reason}")
+    return best

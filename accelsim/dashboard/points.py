@@ -1,0 +1,147 @@
+"""Points for the roofline: the operators of a predicted step, and measured kernels.
+
+Operator points use the same counts and times as the prediction (`accelsim.graph` lowers the
+step, `accelsim.perf.op_times` times each operator): intensity = flops / bytes and achieved
+FLOP/s = flops / time of one call. Collectives move no FLOPs and have no place on a roofline;
+they are counted in `skipped`. Measured points come from measurement CSVs
+(`accelsim.measurements`) whose device matches the chip.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from accelsim.errors import UserError
+from accelsim.graph import Parallel, Precision, llm_ops, ranking_ops
+from accelsim.ops import COLLECTIVES
+from accelsim.perf import Efficiency, HwVec, op_times
+from accelsim.spec import LLM, Chip, Model
+
+
+@dataclass(frozen=True)
+class OpPoint:
+    """One operator of one step on one chip (per call)."""
+
+    phase: str  # "decode", "prefill" or "ranking"
+    name: str
+    dtype: str  # the format it computes in (sets which roof applies)
+    flops: float
+    bytes: float
+    time_s: float
+    share: float  # fraction of the step's time spent in this operator (all its calls)
+    bound: str  # the largest term of its time: "compute", "memory", "communication" or "overhead"
+    collective: bool = False  # a collective: its time is mostly the fabric, not memory
+
+    @property
+    def intensity(self) -> float:
+        return self.flops / self.bytes
+
+    @property
+    def achieved_flops_per_s(self) -> float:
+        return self.flops / self.time_s
+
+
+def op_points(chip: Chip, model: Model, r: Mapping[str, Any], eff: Efficiency) -> tuple[list[OpPoint], int]:
+    """Operator points of the steps behind prediction `r` (from `predict` on `chip`).
+
+    LLM: the decode step at r's batch and average context, and one prefill chunk, exactly as
+    `accelsim.predict.llm_metrics` builds them. Ranking: one batch step.
+    Returns (points, number of operators skipped because they carry no FLOPs).
+    """
+    from accelsim.predict import CHUNK_TOKENS
+
+    hw = HwVec.from_chips([chip], shape=(1,))
+    prec = Precision(weights=r["dtype"], activations="bf16", kv=r.get("kv_dtype", "bf16"))
+    b = float(r["batch"])
+    if isinstance(model, LLM):
+        par = Parallel(tp=r["tp"], ep=r["ep"], pp=r["pp"])
+        i, o = r["input_len"], r["output_len"]
+        steps = [("decode", llm_ops(model, par, prec, "decode", b / par.pp, i + o / 2)),
+                 ("prefill", llm_ops(model, par, prec, "prefill", min(b * i, CHUNK_TOKENS), i / 2))]
+    else:
+        steps = [("ranking", ranking_ops(model, r["chips"], prec, b))]
+    points: list[OpPoint] = []
+    skipped = 0
+    for phase, ops in steps:
+        timed = []
+        for op in ops:
+            t_c, t_m, t_net, t_o = (_scalar(x) for x in op_times(op, hw, eff))
+            parts = {"compute" if t_c >= t_m else "memory": max(t_c, t_m), "communication": t_net, "overhead": t_o}
+            timed.append((op, sum(parts.values()), max(parts, key=parts.__getitem__)))  # as `Cost.bound`
+        step_s = sum(op.calls * t for op, t, _ in timed)
+        seen: dict[str, int] = {}
+        for op, t, bound in timed:
+            flops, nbytes = _scalar(op.flops), _scalar(op.bytes)
+            if flops <= 0 or nbytes <= 0:
+                skipped += 1
+                continue
+            seen[op.name] = seen.get(op.name, 0) + 1  # e.g. global and chunked-local attention
+            name = op.name if seen[op.name] == 1 else f"{op.name} ({seen[op.name]})"
+            points.append(OpPoint(phase, name, chip.compute_dtype(op.dtype), flops, nbytes, t,
+                                  op.calls * t / step_s, bound, op.kind in COLLECTIVES))
+    return points, skipped
+
+
+def _scalar(x: Any) -> float:
+    return float(np.asarray(x, dtype=np.float64).reshape(-1)[0])
+
+
+@dataclass(frozen=True)
+class MeasuredPoint:
+    name: str
+    op: str
+    dtype: str
+    device: str
+    intensity: float
+    achieved_flops_per_s: float
+    file: str
+
+
+def default_measured_dir() -> Path:
+    from accelsim.spec._toml import catalog_dir
+
+    return catalog_dir("hwmodels") / "measured"
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", text.lower())
+
+
+def device_matches(chip: Chip, device: str) -> bool:
+    """Whether a measurement's device string names this chip ('NVIDIA H100 80GB HBM3' ~ h100-sxm)."""
+    dev = _norm(device)
+    keys = {_norm(chip.name.replace("-sxm", "")), _norm(chip.display_name)}
+    return any(k and k in dev for k in keys)
+
+
+def measured_points(chip: Chip, directory: str | Path | None = None) -> tuple[list[MeasuredPoint], list[str]]:
+    """Measured kernels on `chip` from every `*.csv` under `directory` (default hwmodels/measured/).
+
+    Returns (points, notes); a file that is not a valid measurement file becomes a note, not an error.
+    Rows without FLOPs or bytes cannot be placed and are left out.
+    """
+    root = Path(directory) if directory is not None else default_measured_dir()
+    if not root.is_dir():
+        return [], []
+    from accelsim import measurements
+
+    points: list[MeasuredPoint] = []
+    notes: list[str] = []
+    for path in sorted(root.rglob("*.csv")):
+        try:
+            rows = measurements.read(path)
+        except UserError as exc:
+            notes.append(f"skipped measurements: {exc}")
+            continue
+        for row in rows:
+            if row["flops"] > 0 and row["bytes"] > 0 and device_matches(chip, row["device"]):
+                points.append(MeasuredPoint(row["name"], row["op"], row["dtype"], row["device"],
+                                            row["flops"] / row["bytes"], row["flops"] / row["median_s"],
+                                            path.name))
+    return points, notes
