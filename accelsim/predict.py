@@ -70,8 +70,11 @@ def llm_metrics(hw: HwVec, model: LLM, par: Parallel, prec: Precision, input_len
 
 
 def batch_candidates(max_batch: int) -> np.ndarray:
+    """Batches to try up to `max_batch`: powers of two, half-octave steps between them (a finer
+    choice when an SLO binds), and `max_batch` itself."""
     pow2 = 2 ** np.arange(0, int(np.log2(max(max_batch, 1))) + 1)
-    return np.unique(np.concatenate([pow2, [max_batch]])).astype(np.float64)
+    c = np.unique(np.concatenate([pow2, 3 * pow2[1:] // 2, [max_batch]]))
+    return c[c <= max_batch].astype(np.float64)
 
 
 def predict(chip: Chip, model: Model, *, chips: int, eff: Efficiency, tp: int | None = None, ep: int = 1,

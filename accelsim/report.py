@@ -157,6 +157,9 @@ class Report:
             for name, rows in self.tables.items():
                 write_csv(tmp / f"{name}.csv", rows)
             write_text(tmp / "index.html", page)
+            for f in tmp.iterdir():  # temp files are private (0600); a report is meant to be shared
+                f.chmod(0o644)
+            tmp.chmod(0o755)
             if not out.exists():
                 os.replace(tmp, out)  # one rename: the directory appears complete
                 return out / "index.html"
@@ -180,13 +183,18 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+def _cls(v: Any) -> str:
+    """Numbers right-aligned on one line; text left-aligned and wrapping (reasons can be long)."""
+    return "n" if isinstance(v, int | float) and not isinstance(v, bool) else "t"
+
+
 def _table_html(name: str, rows: list[dict[str, Any]]) -> str:
     cols: dict[str, None] = {}
     for r in rows:
         cols.update(dict.fromkeys(r))
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in cols)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(r.get(c)))}</td>" for c in cols) + "</tr>"
-                   for r in rows)
+    body = "".join("<tr>" + "".join(f'<td class="{_cls(r.get(c))}">{html.escape(_fmt(r.get(c)))}</td>'
+                                    for c in cols) + "</tr>" for r in rows)
     link = f'<a class="csv" href="{html.escape(name)}.csv">{html.escape(name)}.csv</a>'
     return f'<div class="tbl"><table data-name="{html.escape(name)}"><thead><tr>{head}</tr></thead>' \
            f"<tbody>{body}</tbody></table></div>{link}"
@@ -207,9 +215,10 @@ section.figure {{ border: 1px solid #d0d7de; border-radius: 6px; padding: .4rem;
         font-size: .8rem; }}
 .tbl {{ max-height: 28rem; overflow: auto; border: 1px solid #d0d7de; border-radius: 6px; }}
 table {{ border-collapse: collapse; font-size: .85rem; width: 100%; }}
-th, td {{ padding: .25rem .6rem; border-bottom: 1px solid #eaeef2; text-align: right; white-space: nowrap; }}
-th {{ background: #f6f8fa; position: sticky; top: 0; }}
-td:first-child, th:first-child {{ text-align: left; }}
+th, td {{ padding: .25rem .6rem; border-bottom: 1px solid #eaeef2; vertical-align: top; }}
+td.n {{ text-align: right; white-space: nowrap; }}
+td.t {{ text-align: left; min-width: 4rem; max-width: 40rem; }}
+th {{ background: #f6f8fa; position: sticky; top: 0; text-align: left; white-space: nowrap; }}
 a.csv {{ font-size: .8rem; }}
 code {{ background: #f6f8fa; padding: 0 .25rem; border-radius: 3px; }}
 </style>{plotlyjs}</head>

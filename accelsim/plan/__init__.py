@@ -1,0 +1,19 @@
+"""Capacity and power planning: chip -> server -> rack -> IT load -> facility -> site budget.
+
+`accelsim.plan.planner.plan` is the entry point the CLI (`accelsim plan`) and the dashboard call;
+`site` holds the rack/site arithmetic, `serving` picks each chip's best serving layout through
+`accelsim.predict.predict`, `fleet` builds roadmaps by year, `defaults.toml` holds the sourced or
+assumed server and rack values per chip family.
+"""
+
+from typing import Any
+
+
+def __getattr__(name: str) -> Any:
+    # `from accelsim.plan import plan` without importing the planner (and predict) when the CLI
+    # only registers `accelsim plan`.
+    if name == "plan":
+        from accelsim.plan.planner import plan
+
+        return plan
+    raise AttributeError(f"module 'accelsim.plan' has no attribute {name!r}")

@@ -1,0 +1,132 @@
+"""The shipped studies at their reduced size: expected plots and data in the HTML and CSVs, and the
+vectorised sweep agreeing with `predict` / `plan` point for point."""
+
+import csv
+
+import pytest
+
+from accelsim.errors import UserError
+from accelsim.plan.serving import best_point
+from accelsim.spec import load_chip, load_model
+from accelsim.stacks import load_stack
+from accelsim.study.grid import best_by_chip, query
+from accelsim.study.moe_tuning import chip_for_device
+from accelsim.study.run import run_study
+
+EXPECTED = {
+    "mtia_roadmap": (["Throughput per chip by generation", "Performance per watt of TDP",
+                      "Tokens per joule at the facility", "What bounds each chip", "Generation comparison"],
+                     {"throughput": "tokens_per_s_per_chip", "chips": "hbm_tb_per_s"}),
+    "hbm_vs_flops": (["Which knob pays", "HBM bandwidth x FLOP/s"],
+                     {"sensitivity": "speedup", "bandwidth_x_flops": "mem_bw_factor"}),
+    "power_budget_1gw": (["Racks and accelerators in the site", "Rack power by generation",
+                          "What the site serves, per model", "Power capping trade-off", "Fleet roadmap by year"],
+                         {"site": "racks", "pue_sensitivity": "pue", "power_caps": "cap_fraction",
+                          "fleet_by_year": "year"}),
+    "moe_kernel_tuning": (["Fused-MoE kernel roofline (predicted)", "Fused-MoE layer time"],
+                          {"moe_roofline": "intensity_flop_per_byte"}),
+}
+
+
+def _csv(path):
+    with path.open() as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory):
+    base = tmp_path_factory.mktemp("studies")
+    return {name: run_study(name, base / name, reduced=True) for name in EXPECTED}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_reduced_study_has_its_plots_and_data(reports, name):
+    res = reports[name]
+    page = res.report.read_text().replace("\\u002f", "/")  # plotly's figure JSON escapes '/'
+    titles, tables = EXPECTED[name]
+    for title in titles:
+        assert title in page, title
+    assert "Fidelity and assumptions" in page and "assumptions.csv" in page
+    for table, column in tables.items():
+        rows = _csv(res.report.parent / f"{table}.csv")
+        assert rows and column in rows[0], table
+    assumed = _csv(res.report.parent / "assumptions.csv")
+    assert any(r["value_of"] == "idle_w" for r in assumed)  # every catalog chip assumes its idle power
+
+
+def test_roadmap_rows_cover_chips_x_models(reports):
+    rows = _csv(reports["mtia_roadmap"].report.parent / "throughput.csv")
+    assert {(r["chip"], r["model"]) for r in rows} == {(c, m) for c in ("mtia-400", "mtia-450", "h100-sxm", "b200")
+                                                      for m in ("llama4-scout", "dlrm-v2")}
+    h100 = next(r for r in rows if r["chip"] == "h100-sxm" and r["model"] == "llama4-scout")
+    assert float(h100["speedup_vs_h100-sxm"]) == 1.0 and float(h100["tpot_s"]) <= 0.05
+    assert all(r["fidelity"] == "analytical" and r["bound"] for r in rows)
+
+
+def test_whatif_factor_one_is_the_base_chip(reports):
+    rows = _csv(reports["hbm_vs_flops"].report.parent / "sensitivity.csv")
+    assert all(float(r["speedup"]) == 1.0 for r in rows if float(r["factor"]) == 1.0)
+    decode_bw = {float(r["factor"]): float(r["speedup"]) for r in rows
+                 if r["workload"] == "decode" and r["axis"] == "mem_bw"}
+    assert decode_bw[2.0] > 1.0 > decode_bw[0.5]  # decode is bandwidth-bound on MTIA 450
+
+
+def test_site_study_never_exceeds_the_budget(reports):
+    for r in _csv(reports["power_budget_1gw"].report.parent / "site.csv"):
+        if r["facility_power_w"]:
+            assert float(r["facility_power_w"]) <= 1e9
+
+
+def test_moe_study_says_plainly_when_no_measurements(reports, tmp_path):
+    page = reports["moe_kernel_tuning"].report.read_text()
+    assert "No MoE kernel measurements were found" in page
+    res = run_study("moe_kernel_tuning", tmp_path / "o", reduced=True, overrides={"measurements": str(tmp_path)})
+    assert "No MoE kernel measurements were found" in res.report.read_text()
+
+
+def test_moe_study_with_a_measurement_file(tmp_path):
+    from accelsim import measurements
+    from accelsim.ops import fused_moe_counts
+
+    rows = []
+    for m, frac in ((16, 0.6), (16, 0.8), (256, 0.5)):  # the share of the H100 roofline each run reached
+        f, b = fused_moe_counts(m, 5120, 8192, 16, 1, 2, 2)
+        t = max(f / 989e12, b / 3.35e12) / frac
+        rows.append(measurements.row(op="fused_moe", name="triton_fused_moe", dtype="bf16", flops=f, bytes=b,
+                                     shape={"m": m, "hidden": 5120, "inter": 8192, "experts": 16, "top_k": 1},
+                                     config={"BLOCK_M": 64 if frac < 0.7 else 32}, median_s=t, p20_s=t, p80_s=t,
+                                     reps=10, device="NVIDIA H100 80GB HBM3", device_kind="gpu"))
+    measurements.write(tmp_path / "m.csv", rows)
+    res = run_study("moe_kernel_tuning", tmp_path / "o", reduced=True, overrides={"measurements": str(tmp_path)})
+    page = res.report.read_text()
+    assert "Tuning results" in page and "Calibration: measured vs roofline" in page
+    best = _csv(res.report.parent / "moe_tuning_best.csv")
+    assert len(best) == 2 and all(r["chip"] == "h100-sxm" for r in best)
+    fractions = {r["m"]: float(r["fraction_of_roofline"]) for r in best}
+    assert fractions == {"16": pytest.approx(0.8), "256": pytest.approx(0.5)}  # the faster config won
+
+
+def test_device_fingerprints():
+    assert chip_for_device("NVIDIA H100 80GB HBM3").name == "h100-sxm"
+    assert chip_for_device("NVIDIA GB200").name == "gb200"
+    assert chip_for_device("cpu:Intel Xeon") is None
+
+
+@pytest.mark.parametrize("model", ["llama4-maverick", "llama3-70b", "dlrm-v2"])
+def test_vectorised_sweep_equals_predict(model):
+    """Every chip's best point from one vectorised sweep is the planner's point (built on predict)."""
+    eff = load_stack()
+    m = load_model(model)
+    chips = [load_chip(n) for n in ("mtia-300", "mtia-450", "h100-sxm", "b200", "tpu-v6e")]
+    got = best_by_chip(chips, query(m, eff, max_ttft=2.0, max_tpot=0.05))
+    for chip, g in zip(chips, got):
+        try:
+            p = best_point(chip, m, eff=eff, max_ttft=2.0, max_tpot=0.05)
+        except UserError:  # both must agree that nothing works
+            assert g is None
+            continue
+        assert g is not None
+        assert (g["tp"], g["ep"], g["pp"], g["batch"]) == (p.tp, p.ep, p.pp, p.batch)
+        assert g["rate_per_chip"] == pytest.approx(p.rate_per_chip, rel=1e-12)
+        assert g["power_w"] == pytest.approx(p.chip_power_w, rel=1e-12)
+        assert g["bound"] == p.bound
