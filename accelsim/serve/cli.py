@@ -1,0 +1,230 @@
+"""`accelsim simulate` (serving fleet) and `accelsim simulate-training` (a training job under failures).
+
+Argument parsing only (argparse and stdlib at import time); the work is in `cluster.simulate` and
+`training.simulate_training`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from typing import Any
+
+from accelsim.errors import UserError
+
+_DTYPES = ("bf16", "fp8", "fp4")
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def duration(text: str) -> float:
+    """Seconds from '90', '90s', '15m', '2h' or '54d'."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([smhd]?)\s*", text)
+    if not m:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a duration (e.g. 600, 90s, 15m, 2h, 54d)")
+    return float(m.group(1)) * _UNITS[m.group(2) or "s"]
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("simulate", help="discrete-event simulation of a serving fleet (batching, KV, failures, power)")
+    g = p.add_argument_group("cluster (one group from flags, or --cluster FILE)")
+    g.add_argument("--hw", help="chip name or .toml path")
+    g.add_argument("--model", help="LLM, or a ranking model to simulate ranking serving alone")
+    g.add_argument("--chips", type=int, help="chips in the cluster")
+    g.add_argument("--tp", type=int, default=None, help="tensor parallel size (default: chips / replicas / pp)")
+    g.add_argument("--ep", type=int, default=1, help="expert parallel size (divides tp)")
+    g.add_argument("--pp", type=int, default=1, help="pipeline stages")
+    g.add_argument("--replicas", type=int, default=None, help="replicas (default: chips / (tp x pp))")
+    g.add_argument("--dtype", choices=_DTYPES, default="bf16")
+    g.add_argument("--kv-dtype", choices=_DTYPES, default=None)
+    g.add_argument("--cluster", metavar="FILE", help="TOML with [[llm]] and [[ranking]] replica groups (heterogeneous)")
+    g.add_argument("--max-seqs", type=int, default=None, help="running sequences per replica (default 256)")
+    g.add_argument("--max-batched-tokens", type=int, default=None, help="tokens per step (default 8192)")
+    g.add_argument("--block-size", type=int, default=None, help="KV block size in tokens (default 16)")
+    g.add_argument("--kv-blocks", type=int, default=None, help="override the KV blocks per replica")
+    g.add_argument("--router", choices=("round-robin", "least-outstanding"), default="least-outstanding")
+    t = p.add_argument_group("traffic")
+    t.add_argument("--arrival-rate", type=float, default=None, help="requests per second")
+    t.add_argument("--arrival", choices=("poisson", "gamma", "trace"), default="poisson")
+    t.add_argument("--cv", type=float, default=1.0, help="gamma: coefficient of variation of gaps (>1 bursty)")
+    t.add_argument("--trace", metavar="CSV", help="arrival_s,input_len,output_len per row (implies --arrival trace)")
+    t.add_argument("--input-len", type=int, default=1000, help="mean prompt tokens")
+    t.add_argument("--output-len", type=int, default=1000, help="mean output tokens")
+    t.add_argument("--length-cv", type=float, default=0.5, help="lognormal CV of lengths (0 = fixed)")
+    t.add_argument("--duration", type=duration, required=True, help="arrival window (600, 15m, 2h)")
+    t.add_argument("--drain", action="store_true", help="run on until every request has finished")
+    t.add_argument("--ranking-model", help="also serve a ranking stream of this model")
+    t.add_argument("--ranking-rate", type=float, default=None, help="ranking requests per second")
+    t.add_argument("--ranking-samples", type=int, default=128, help="items per ranking request")
+    t.add_argument("--ranking-slo", type=float, default=0.060, help="ranking latency SLO, s")
+    t.add_argument("--ranking-colocate", action="store_true", help="serve ranking on the LLM replicas")
+    o = p.add_argument_group("failures, power, SLOs, output")
+    o.add_argument("--failures", default="default", help="default | none | FILE (TOML, rates per chip-hour)")
+    o.add_argument("--power-cap-w", type=float, default=None, help="site cap on accelerator power, W")
+    o.add_argument("--slo-ttft", type=float, default=2.0, help="s, for goodput")
+    o.add_argument("--slo-tpot", type=float, default=0.2, help="s, for goodput")
+    o.add_argument("--interval", type=duration, default=None, help="time-series bin (default duration/200)")
+    o.add_argument("--seed", type=int, default=0)
+    o.add_argument("--fidelity", choices=("analytical", "roofline"), default="analytical")
+    o.add_argument("--stack", default=None, help="software stack from accelsim/data/stacks.toml")
+    o.add_argument("--calibration", default=None, help="calibration profile → fidelity calibrated")
+    o.add_argument("--json", action="store_true")
+    o.add_argument("--out", metavar="DIR", help="write summary.json, requests.csv, timeseries.csv")
+    p.set_defaults(func=_simulate)
+
+    p = sub.add_parser("simulate-training", help="a synchronous training job under failures: effective time")
+    p.add_argument("--chips", type=int, required=True)
+    p.add_argument("--duration", type=duration, required=True, help="wall time (e.g. 54d)")
+    p.add_argument("--checkpoint-interval", default="auto", help="compute seconds between checkpoints, or auto "
+                   "(Young: sqrt(2 x cost x MTBF))")
+    p.add_argument("--checkpoint-cost", type=duration, default=30.0,
+                   help="stall per checkpoint (default 30 s, assumed)")
+    p.add_argument("--restart-cost", type=duration, default=300.0, help="time to resume after a failure "
+                   "(default 300 s, assumed)")
+    p.add_argument("--failures", default="default", help="default | none | FILE")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_simulate_training)
+
+
+def _config(args: argparse.Namespace) -> Any:
+    import dataclasses
+
+    from accelsim.serve import config as C
+    from accelsim.serve.failures import load_failures
+    from accelsim.spec import load_model
+    from accelsim.spec.model import Ranking
+
+    overrides = {k: v for k, v in (("max_seqs", args.max_seqs), ("max_batched_tokens", args.max_batched_tokens),
+                                   ("block_size", args.block_size), ("kv_blocks", args.kv_blocks)) if v is not None}
+    ranking = None
+    if args.ranking_model or args.ranking_rate is not None:
+        if not (args.ranking_model and args.ranking_rate is not None):
+            raise UserError("a ranking stream needs both --ranking-model and --ranking-rate")
+        ranking = C.RankingTraffic(args.ranking_model, args.ranking_rate, args.ranking_samples, args.ranking_slo)
+    traffic = None
+    if args.cluster:
+        given = [f"--{k}" for k in ("hw", "model", "chips", "tp", "replicas") if getattr(args, k) is not None]
+        if given:
+            raise UserError(f"--cluster defines the replicas; drop {', '.join(given)}")
+        groups, rk_groups = C.load_cluster(args.cluster)
+        groups = tuple(dataclasses.replace(g, **overrides) for g in groups)
+    else:
+        missing = [f"--{k}" for k in ("hw", "model", "chips") if getattr(args, k) is None]
+        if missing:
+            raise UserError(f"give {', '.join(missing)} (or --cluster FILE)")
+        if args.chips < 1:
+            raise UserError(f"--chips must be >= 1, got {args.chips}")
+        model = load_model(args.model)
+        if isinstance(model, Ranking):
+            if ranking is not None:
+                raise UserError("--model is a ranking model already; drop --ranking-model/--ranking-rate")
+            reps = args.replicas or 1
+            if args.chips % reps:
+                raise UserError(f"--chips {args.chips} is not a multiple of --replicas {reps}")
+            rate = _rate(args)
+            ranking = C.RankingTraffic(args.model, rate, args.ranking_samples, args.ranking_slo,
+                                       "gamma" if args.arrival == "gamma" else "poisson", args.cv)
+            groups, rk_groups = (), (C.RankingGroup(args.hw, reps, args.chips // reps, args.dtype),)
+        else:
+            tp = args.tp if args.tp is not None else args.chips // ((args.replicas or 1) * args.pp)
+            reps = args.replicas if args.replicas is not None else args.chips // max(tp * args.pp, 1)
+            if tp < 1 or reps < 1 or reps * tp * args.pp != args.chips:
+                raise UserError(f"--chips {args.chips} must equal replicas x tp x pp "
+                                f"({args.replicas or '?'} x {args.tp or '?'} x {args.pp})")
+            groups = (C.ReplicaGroup(args.hw, args.model, reps, tp, args.ep, args.pp, args.dtype, args.kv_dtype,
+                                     serve_ranking=args.ranking_colocate, **overrides),)
+            rk_groups = ()
+    if groups:
+        arrival = "trace" if args.trace else args.arrival
+        rate = _rate(args) if arrival != "trace" else 1.0
+        traffic = C.Traffic(rate, arrival, args.cv, args.trace, args.input_len, args.output_len, args.length_cv)
+    return C.SimConfig(groups=groups, traffic=traffic, duration_s=args.duration, ranking_groups=rk_groups,
+                       ranking=ranking, router=args.router, failures=load_failures(args.failures), seed=args.seed,
+                       drain=args.drain, slo_ttft_s=args.slo_ttft, slo_tpot_s=args.slo_tpot,
+                       power_cap_w=args.power_cap_w, interval_s=args.interval)
+
+
+def _rate(args: argparse.Namespace) -> float:
+    if args.arrival_rate is None:
+        raise UserError("give --arrival-rate (requests/s) or --trace CSV")
+    return args.arrival_rate
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from accelsim.cli import print_json
+    from accelsim.commands import efficiency_from_args
+    from accelsim.serve.cluster import simulate
+
+    cfg = _config(args)
+    eff = efficiency_from_args(args.fidelity, args.stack, args.calibration)
+    if args.json or not sys.stdout.isatty():
+        result = simulate(cfg, eff)
+    else:
+        from rich.progress import Progress
+
+        with Progress(transient=True) as bar:
+            task = bar.add_task("simulating", total=1.0)
+            result = simulate(cfg, eff, progress=lambda f: bar.update(task, completed=f))
+    s = result.summary
+    if args.out:
+        s["files"] = result.write(args.out)
+    if args.json:
+        print_json(s)
+        return 0
+    _print_summary(s)
+    return 0
+
+
+def _fmt(v: Any, scale: float = 1.0, spec: str = ",.1f") -> str:
+    return "n/a" if v is None else format(v * scale, spec)
+
+
+def _print_summary(s: dict[str, Any]) -> None:
+    print(f"{s['chips']} chips, {s['replicas']} replicas, {s['duration_s']:.0f} s simulated  "
+          f"[fidelity: {s['fidelity']}]  (wall {s['wall_s']:.1f} s)")
+    if s["requests_arrived"]:
+        print(f"  requests  {s['requests_completed']:,} of {s['requests_arrived']:,} completed, "
+              f"{s['preemptions']:,} preemptions, {s['retries']:,} retries")
+        print(f"  tokens/s  {_fmt(s['throughput_tokens_per_s'])} (goodput {_fmt(s['goodput_tokens_per_s'])}, "
+              f"SLO attainment {_fmt(s['slo_attainment'], 100)}%)")
+        print(f"  TTFT      p50 {_fmt(s['ttft_p50_s'], 1e3)} ms  p99 {_fmt(s['ttft_p99_s'], 1e3)} ms")
+        print(f"  TPOT      p50 {_fmt(s['tpot_p50_s'], 1e3, '.2f')} ms  p99 {_fmt(s['tpot_p99_s'], 1e3, '.2f')} ms")
+    if "ranking_requests_arrived" in s:
+        print(f"  ranking   {s['ranking_requests_completed']:,} of {s['ranking_requests_arrived']:,} requests, "
+              f"{_fmt(s['ranking_samples_per_s'])} samples/s, p99 {_fmt(s['ranking_latency_p99_s'], 1e3)} ms, "
+              f"SLO attainment {_fmt(s['ranking_slo_attainment'], 100)}%")
+    kwh = _fmt(s["energy_j"] / 3.6e6, 1, ",.3f")
+    print(f"  power     mean {_fmt(s['mean_power_w'])} W (accelerators), energy {kwh} kWh")
+    print(f"  failures  {s['interruptions']} interruptions {s['interruptions_by_component']}, "
+          f"availability {_fmt(s['availability'], 100, '.3f')}%")
+    for f in s.get("files", []):
+        print(f"  wrote {f}")
+
+
+def _simulate_training(args: argparse.Namespace) -> int:
+    from accelsim.cli import print_json
+    from accelsim.serve.failures import load_failures
+    from accelsim.serve.training import TrainingJob, simulate_training
+
+    interval = None
+    if args.checkpoint_interval != "auto":
+        try:
+            interval = duration(args.checkpoint_interval)
+        except argparse.ArgumentTypeError as exc:
+            raise UserError(f"--checkpoint-interval: {exc} or 'auto'") from None
+    job = TrainingJob(args.chips, args.duration, args.checkpoint_cost, args.restart_cost, interval)
+    r = simulate_training(job, load_failures(args.failures), args.seed)
+    if args.json:
+        print_json({k: v for k, v in r.items() if k != "interruptions_by_day"})
+        return 0
+    print(f"{r['chips']:,} chips for {r['duration_s'] / 86400:.1f} days, failures: {r['failures']}")
+    mtbf = r["mtbf_s"]
+    print(f"  job MTBF {mtbf / 3600:.2f} h" if mtbf else "  no failures")
+    print(f"  interruptions {r['interruptions']} ({r['interruptions_per_day']:.2f}/day; expected "
+          f"{r['expected_interruptions_per_day']:.2f}/day)  {r['interruptions_by_component']}")
+    print(f"  checkpoint every {r['checkpoint_interval_s']:.0f} s (cost {r['checkpoint_s']:.0f} s), "
+          f"restart {r['restart_s']:.0f} s")
+    print(f"  effective training time {100 * r['effective_fraction']:.2f}% "
+          f"(exact expectation {100 * r['expected_fraction']:.2f}%)")
+    return 0
