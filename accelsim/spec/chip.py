@@ -26,7 +26,7 @@ DTYPE_BYTES: Mapping[str, float] = MappingProxyType(
 _FALLBACK = {"fp4": ("fp4", "fp8", "bf16"), "fp8": ("fp8", "bf16"), "int8": ("int8", "fp8", "bf16"),
              "bf16": ("bf16",), "fp32": ("fp32", "bf16")}
 
-Family = Literal["gpu", "mtia", "tpu"]
+Family = Literal["gpu", "mtia", "tpu", "cpu"]
 
 # key -> (lower, upper) plausibility bounds; outside them the file is wrong, not the chip.
 _SPEC_KEYS: dict[str, tuple[float, float, bool]] = {
@@ -177,7 +177,7 @@ def parse_chip(data: dict[str, Any], file: str, stem: str) -> Chip:
         name=name,
         display_name=r.str("display_name"),
         vendor=r.str("vendor"),
-        family=r.str("family", choices=("gpu", "mtia", "tpu")),  # type: ignore[arg-type]
+        family=r.str("family", choices=("gpu", "mtia", "tpu", "cpu")),  # type: ignore[arg-type]
         availability_year=int(year.value),
         peak_flops=MappingProxyType(peak),
         provenance=MappingProxyType(prov),

@@ -1,0 +1,110 @@
+"""`accelsim measure` and `accelsim calibrate`. Argument parsing only: torch, scipy and plotly are
+imported inside the handlers, so registering these commands costs `accelsim predict` nothing."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+from accelsim.errors import UserError
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("measure", help="time real operators on a device and write a measurement CSV")
+    p.add_argument("--device", required=True, choices=("cpu",),
+                   help="device to time on (GPU measurements come from the kernel benchmark and the tuner)")
+    p.add_argument("--out", required=True, help="measurement CSV to write (accelsim.measurements schema)")
+    p.add_argument("--quick", action="store_true", help="a smaller grid (< 15 s on 2 cores)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default 1; part of the device name)")
+    p.add_argument("--reps", type=int, default=None, help="timed repetitions per shape (default 7, quick 5)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_measure)
+
+    p = sub.add_parser("calibrate", help="fit efficiency curves to measurements and report held-out error")
+    p.add_argument("--measurements", nargs="+", required=True, metavar="PATH", help="measurement CSV file(s)")
+    p.add_argument("--hw", default=None,
+                   help="catalog chip the measurements ran on (default: from the device fingerprint; "
+                        "a CPU's peaks are measured)")
+    p.add_argument("--out", required=True, help="calibration profile to write (JSON)")
+    p.add_argument("--test-fraction", type=float, default=0.25, help="share of shapes held out (default 0.25)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the held-out split")
+    p.add_argument("--stack", default=None, help="analytical stack to compare with (default trtllm-fp8)")
+    p.add_argument("--plots", default=None, metavar="DIR", help="write predicted-vs-measured and roofline HTML")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_calibrate)
+
+
+def _measure(args: argparse.Namespace) -> int:
+    from accelsim.cli import print_json
+
+    threads = 1 if args.threads is None else args.threads
+    if threads < 1:
+        raise UserError(f"--threads must be >= 1, got {threads}")
+    if args.reps is not None and args.reps < 3:
+        raise UserError(f"--reps must be >= 3 (median and p20/p80 need a few), got {args.reps}")
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise UserError("accelsim measure needs torch (pip install 'accelsim[kernels]')") from None
+    from accelsim import measurements as M
+    from accelsim.calibrate.measure_cpu import measure_cpu
+
+    start = time.perf_counter()
+    say = None if args.json else (lambda s: print(s, file=sys.stderr))
+    rows = measure_cpu("quick" if args.quick else "default", threads=threads, reps=args.reps, progress=say)
+    n = M.write(args.out, rows)
+    wall = time.perf_counter() - start
+    summary = {"out": args.out, "rows": n, "device": rows[0]["device"], "threads": threads,
+               "grid": "quick" if args.quick else "default", "wall_s": round(wall, 2)}
+    if args.json:
+        print_json(summary)
+    else:
+        print(f"wrote {n} measurements of {summary['device']} to {args.out} in {wall:.1f} s")
+    return 0
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from accelsim.calibrate.data import load_rows, resolve_chip, split
+    from accelsim.calibrate.profile import save_profile
+    from accelsim.calibrate.validate import calibrate
+    from accelsim.cli import print_json
+    from accelsim.stacks import DEFAULT_STACK, load_stack
+
+    rows = load_rows(args.measurements)
+    chip, source, chip_rows = resolve_chip(rows, args.hw)
+    train, test = split(rows, args.test_fraction, args.seed, exclude=chip_rows)
+    stack = args.stack or DEFAULT_STACK
+    result = calibrate(rows, chip, train, test, base=load_stack(stack), base_name=stack, chip_source=source,
+                       seed=args.seed, test_fraction=args.test_fraction)
+    save_profile(result.profile, args.out)
+    report = {**result.report, "profile": args.out}
+    if args.plots:
+        from accelsim.calibrate.plots import write_plots
+
+        report["plots"] = [str(p) for p in write_plots(result.points, chip, args.plots)]
+    if args.json:
+        print_json(report)
+        return 0
+    _print_report(report)
+    return 0
+
+
+def _fmt(x: float | None, spec: str = ".1f") -> str:
+    return "n/a" if x is None else format(x, spec)
+
+
+def _print_report(r: dict[str, Any]) -> None:
+    print(f"calibrated {r['chip']} ({r['chip_source']}): {r['n_train']} training, {r['n_test']} held-out rows"
+          f" ({r['n_chip_rows']} chip-defining) -> {r['profile']}")
+    print(f"  {'held-out':12s} {'median %':>9s} {'p90 %':>8s} {'spearman':>9s}")
+    for label, key in (("calibrated", ""), ("roofline", "roofline_"), (r["analytical_stack"], "analytical_")):
+        print(f"  {label:12s} {_fmt(r[f'{key}median_ape']):>9s} {_fmt(r[f'{key}p90_ape']):>8s} "
+              f"{_fmt(r[f'{key}spearman' if key else 'spearman'], '.3f'):>9s}")
+    print(f"  spearman: {r['spearman_scope']}")
+    for cls, e in r["per_class"].items():
+        print(f"  {cls:14s} train {e['n_train']:3d} test {e['n_test']:3d}  median {_fmt(e['median_ape'])}% "
+              f"(roofline {_fmt(e['roofline_median_ape'])}%)")
+    for path in r.get("plots", []):
+        print(f"  plot: {path}")

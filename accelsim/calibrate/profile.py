@@ -1,0 +1,164 @@
+"""Calibration profiles: the fitted curves, the chip they were fitted on, provenance and held-out
+errors, in one JSON file; and the `Efficiency` a profile becomes (`load_profile`).
+
+`CalibratedEfficiency` answers `compute(op, hw)` / `memory(op, hw)` for every operator class the
+profile measured: it evaluates the class's curve (`accelsim.calibrate.fit`) at the op's roofline
+terms on `hw` and returns the single efficiency e with max(t_c, t_m) / e + kernel_overhead = the
+curve's time. Classes the profile did not measure (listed in the file as `fallback_classes`) and
+every network term come from `base`, the analytical software stack, unchanged; the overhead
+constant is `base`'s, so fallback operators keep their own. On a chip other than the measured one
+efficiencies are capped at 1: no chip beats its own datasheet roofline.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from accelsim.calibrate.data import chip_from_dict
+from accelsim.calibrate.fit import Curve, pick_curve
+from accelsim.errors import UserError
+from accelsim.io import write_json
+from accelsim.ops import F, Op, OpKind
+from accelsim.perf import Efficiency, Fidelity, HwVec
+from accelsim.spec.chip import Chip
+
+SCHEMA = "accelsim.calibration/1"
+WORK_FLOOR = 0.05  # when the base overhead exceeds a curve's whole time, keep 5% of it as work
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A fitted calibration. `band_log[class]`: p90 |ln(predicted / measured)| on held-out shapes."""
+
+    chip: Chip
+    curves: Mapping[str, Curve]
+    band_log: Mapping[str, float]
+    held_out: Mapping[str, Any] = field(default_factory=dict)
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+    path: str = ""
+
+    @property
+    def measured_classes(self) -> list[str]:
+        return sorted(k for k in self.curves if "|" not in k)
+
+    @property
+    def fallback_classes(self) -> list[str]:
+        return [k.value for k in OpKind if k.value not in self.curves]
+
+    def band_for(self, op_class: str) -> float:
+        return float(self.band_log.get(op_class, self.band_log.get("*", 0.0)))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "chip": self.chip.to_dict(),
+            "measured_classes": self.measured_classes,
+            "fallback_classes": self.fallback_classes,
+            "fallback_note": "classes without a curve use the base analytical stack given to load_profile "
+                             "(accelsim predict: --stack, default trtllm-fp8); network terms always do",
+            "validation_only_classes": [c for c in self.measured_classes if c not in OpKind._value2member_map_],
+            "curves": {k: c.to_dict() for k, c in self.curves.items()},
+            "band_log": dict(self.band_log),
+            "held_out": dict(self.held_out),
+            "provenance": dict(self.provenance),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], path: str = "") -> Profile:
+        name = Path(path).name or "profile"
+        if d.get("schema") != SCHEMA:
+            raise UserError(f"{name}: not a calibration profile (schema '{d.get('schema')}', expected '{SCHEMA}')")
+        try:
+            curves = {k: Curve.from_dict(v) for k, v in d["curves"].items()}
+            band = {k: float(v) for k, v in d.get("band_log", {}).items()}
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UserError(f"{name}: bad curve entry ({exc})") from None
+        return cls(chip_from_dict(d["chip"]), curves, band, d.get("held_out", {}), d.get("provenance", {}), path)
+
+
+def save_profile(profile: Profile, path: str | Path) -> None:
+    """Write the profile JSON atomically."""
+    write_json(path, profile.to_dict())
+
+
+def read_profile(path: str | Path) -> Profile:
+    """Read a profile file; a missing file or a file that is not a profile is a UserError."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"calibration profile '{path}' does not exist")
+    try:
+        d = json.loads(p.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"{p.name}: not valid JSON ({exc})") from None
+    if not isinstance(d, dict) or "chip" not in d or "curves" not in d:
+        raise UserError(f"{p.name}: not a calibration profile (needs 'schema', 'chip' and 'curves')")
+    return Profile.from_dict(d, str(path))
+
+
+@dataclass(frozen=True)
+class CalibratedEfficiency:
+    """`accelsim.perf.Efficiency` from a profile, falling back to `base` for unmeasured classes.
+
+    log_shift: per-class ln-multiplier on the efficiency ("*" for all), used by projection bands;
+    cap_other_chips: largest efficiency on a chip other than the profile's (1 = datasheet roofline).
+    """
+
+    profile: Profile
+    base: Efficiency
+    log_shift: Mapping[str, float] = field(default_factory=dict)
+    cap_other_chips: float = 1.0
+    fidelity: Fidelity = Fidelity.CALIBRATED
+
+    @property
+    def kernel_overhead_s(self) -> float:
+        return float(self.base.kernel_overhead_s)
+
+    @property
+    def link_latency_s(self) -> float:
+        return float(self.base.link_latency_s)
+
+    def uses_curve(self, op: Op) -> bool:
+        return pick_curve(self.profile.curves, str(op.kind), op.dtype) is not None
+
+    def _eff(self, op: Op, hw: HwVec) -> F | None:
+        hit = pick_curve(self.profile.curves, str(op.kind), op.dtype)
+        if hit is None:
+            return None
+        curve = hit[1]
+        t_c = op.flops / hw.peak[op.dtype]
+        t_m = op.bytes / hw.mem_bw
+        t_pred = curve.time_s(t_c, t_m, op.rows)
+        t_roof = np.maximum(t_c, t_m)
+        work = np.maximum(t_pred - self.kernel_overhead_s, WORK_FLOOR * t_pred)
+        shift = self.log_shift.get(str(op.kind), self.log_shift.get("*", 0.0))
+        eff = np.where(t_roof > 0, t_roof / np.maximum(work, 1e-30), 1.0) * np.exp(shift)
+        return np.clip(eff, 1e-6, self._cap(hw))
+
+    def _cap(self, hw: HwVec) -> F:
+        shape = np.shape(hw.mem_bw)
+        if len(hw.names) != int(np.prod(shape)):  # names not aligned with the arrays: treat as other chips
+            return np.asarray(self.cap_other_chips)
+        own = np.asarray([n == self.profile.chip.name for n in hw.names]).reshape(shape)
+        return np.where(own, np.inf, self.cap_other_chips)
+
+    def compute(self, op: Op, hw: HwVec) -> F:
+        eff = self._eff(op, hw)
+        return self.base.compute(op, hw) if eff is None else eff
+
+    def memory(self, op: Op, hw: HwVec) -> F:
+        eff = self._eff(op, hw)
+        return self.base.memory(op, hw) if eff is None else eff
+
+    def network(self, op: Op, hw: HwVec) -> F:
+        return self.base.network(op, hw)
+
+
+def load_profile(path: str | Path, base: Efficiency) -> CalibratedEfficiency:
+    """The profile at `path` as an Efficiency (fidelity "calibrated"); unmeasured classes use `base`."""
+    return CalibratedEfficiency(read_profile(path), base)

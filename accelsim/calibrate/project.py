@@ -1,0 +1,130 @@
+"""Carry a calibration to a chip that was not measured, with an uncertainty band.
+
+Rule (per operator class the profile measured; other classes keep the base stack, unbanded):
+  mid   the class's curve evaluated on the target chip in the coordinates it was fitted in:
+        roofline time on the target (size relative to the chip's speed) and arithmetic intensity
+        relative to the target's ridge point (peak / bandwidth); GEMM rows as they are. The fixed
+        cost t0 is carried unchanged (dispatch and launch cost belongs to the software, it does not
+        shrink with FLOP/s). Efficiency is capped at 1 on any chip but the measured one.
+  band  ln-efficiency half-width  w = sqrt(q^2 + s^2):
+        q  p90 |ln(predicted / measured)| of the class on the held-out shapes (the profile's
+           `band_log`): how wrong the curve is on the chip it was fitted on;
+        s  0 on the measured chip; else the spread of ln efficiency across profiles of different
+           measured chips on a fixed set of probe operators at the target (`transfer_spread`,
+           std over profiles, median over probes) when >= 2 profiles are given; else
+           TRANSFER_LOG_SPREAD, an assumption, reported as such.
+  low / high = mid x exp(-w) / exp(+w) per class, then the usual cap.
+Throughput rises with every efficiency, so the band's predictions bracket the mid prediction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from accelsim import ops as O
+from accelsim.calibrate.profile import CalibratedEfficiency, Profile
+from accelsim.perf import Efficiency, HwVec, Roofline
+from accelsim.spec.chip import Chip
+from accelsim.spec.model import Model
+
+# Assumed ln half-width for moving a curve to an unmeasured chip when only one chip was measured:
+# +-28%, the gap between calibrated tools' kernel errors and an uncalibrated roofline's is 1.5-2x
+# (reference/simulators.md §0); a quarter of ln 2.5 keeps the band honest without swamping it.
+TRANSFER_LOG_SPREAD = 0.25
+BAND_KEYS_LLM = ("throughput_tokens_per_s", "per_chip_tokens_per_s", "ttft_s", "tpot_s", "joules_per_token",
+                 "power_w")
+BAND_KEYS_RANKING = ("throughput_samples_per_s", "per_chip_samples_per_s", "latency_s", "joules_per_sample",
+                     "power_w")
+
+
+class Band(NamedTuple):
+    low: CalibratedEfficiency
+    mid: CalibratedEfficiency
+    high: CalibratedEfficiency
+    half_width: dict[str, float]  # ln-efficiency half-width per class
+    transfer: str  # "none (measured chip)", "measured across N chips" or "assumed"
+
+
+def probe_ops() -> dict[str, list[O.Op]]:
+    """Operators at LLM/DLRM-like sizes on which profiles are compared (bf16)."""
+    b = 2.0
+    return {
+        "gemm": [O.gemm("probe", m, 4096, 4096, dtype="bf16", a_bytes=b, w_bytes=b, out_bytes=b)
+                 for m in (1, 16, 128, 1024, 8192)],
+        "grouped_gemm": [O.grouped_gemm("probe", t, 4096, 2048, 16, dtype="bf16", a_bytes=b, w_bytes=b,
+                                        out_bytes=b) for t in (64, 1024, 8192)],
+        "embedding_bag": [O.embedding_bag("probe", s, 40, 26, 128, dtype="bf16", row_bytes=b, out_bytes=b)
+                          for s in (512, 8192)],
+        "elementwise": [O.elementwise("probe", e, dtype="bf16", bytes_per_elem=4.0) for e in (1e6, 1e8)],
+    }
+
+
+def transfer_spread(profiles: Sequence[Profile], chip: Chip) -> dict[str, float]:
+    """Per class measured by every profile: median over probe ops of the std across profiles of
+    ln(efficiency on `chip`). Needs profiles from >= 2 distinct chips, else returns {}."""
+    if len({p.chip.name for p in profiles}) < 2:
+        return {}
+    hw = HwVec.from_chips([chip], shape=(1,))
+    out = {}
+    for cls, ops in probe_ops().items():
+        if not all(cls in p.curves for p in profiles):
+            continue
+        effs = [[CalibratedEfficiency(p, Roofline()).compute(op, hw) for op in ops] for p in profiles]
+        spread = np.std(np.log(np.asarray(effs, dtype=np.float64)), axis=0)
+        out[cls] = float(np.median(spread))
+    return out
+
+
+def project(profile: Profile, chip: Chip, *, base: Efficiency | None = None,
+            peers: Sequence[Profile] = ()) -> Band:
+    """(low, mid, high) efficiencies of `profile` carried to `chip` (see the module rule).
+
+    base: efficiency for classes the profile did not measure (default: the default stack);
+    peers: profiles of other measured chips, to measure the transfer spread instead of assuming it.
+    """
+    if base is None:
+        from accelsim.stacks import load_stack
+
+        base = load_stack()
+    measured = chip.name == profile.chip.name
+    spread = {} if measured else transfer_spread([profile, *peers], chip)
+    if measured:
+        transfer = "none (measured chip)"
+    elif spread:
+        transfer = f"measured across {len({p.chip.name for p in (profile, *peers)})} chips"
+    else:
+        transfer = f"assumed ({TRANSFER_LOG_SPREAD} in ln efficiency)"
+    half = {}
+    for cls in profile.measured_classes:
+        s = 0.0 if measured else spread.get(cls, TRANSFER_LOG_SPREAD)
+        half[cls] = float(np.hypot(profile.band_for(cls), s))
+    mid = CalibratedEfficiency(profile, base)
+    low = CalibratedEfficiency(profile, base, log_shift={c: -w for c, w in half.items()})
+    high = CalibratedEfficiency(profile, base, log_shift=dict(half))
+    return Band(low, mid, high, half, transfer)
+
+
+def predict_band(chip: Chip, model: Model, profile: Profile, *, base: Efficiency | None = None,
+                 peers: Sequence[Profile] = (), **predict_kwargs: Any) -> dict[str, Any]:
+    """`accelsim.predict.predict` with the projected mid efficiency, plus `<key>_low` / `<key>_high`
+    (the smaller and larger of the two band predictions) for throughput, latency, power and energy.
+    predict_kwargs: chips, tp, ep, pp, dtype, ... as `predict` takes them (not `eff`)."""
+    from accelsim.predict import predict
+
+    band = project(profile, chip, base=base, peers=peers)
+    mid = predict(chip, model, eff=band.mid, **predict_kwargs)
+    lo = predict(chip, model, eff=band.low, **predict_kwargs)
+    hi = predict(chip, model, eff=band.high, **predict_kwargs)
+    out = dict(mid)
+    for key in BAND_KEYS_LLM if "throughput_tokens_per_s" in mid else BAND_KEYS_RANKING:
+        out[f"{key}_low"] = min(lo[key], hi[key])
+        out[f"{key}_high"] = max(lo[key], hi[key])
+    out["band_half_width_ln"] = band.half_width
+    out["band_transfer"] = band.transfer
+    out["band_rule"] = ("per measured class: ln-efficiency +- sqrt(q_heldout_p90^2 + s_transfer^2); "
+                        "other classes use the base stack unbanded")
+    out["calibrated_on"] = profile.chip.name
+    return out
