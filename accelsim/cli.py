@@ -38,7 +38,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="accelsim", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="accelsim", description="accelsim: accelerator co-design simulator and MoE kernel autotuner.")
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
