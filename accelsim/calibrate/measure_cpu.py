@@ -84,8 +84,10 @@ GRIDS: dict[str, GridSpec] = {
     "default": GridSpec(("fp32", "bf16"), (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
                         ((512, 512), (1024, 1024), (2048, 1024), (1024, 2048), (4096, 512)),
                         ("fp32", "bf16"), (16, 64, 256, 1024), (4, 8, 16), ((512, 256), (1024, 512)),
-                        (64, 512, 4096), (4, 20, 80), (32, 128), (1 / 64, 1 / 16, 0.25, 1, 4, 16, 64, 128), 1536,
-                        256, reps=7),
+                        (64, 256, 512, 1024, 4096), (4, 10, 20, 40, 80), (32, 128),
+                        # copies every half octave from 16 KiB to 128 MiB: the L3-to-DRAM transition is sharp,
+                        # so a held-out size must fall between measured ones, not beyond them
+                        tuple(2 ** (k / 2) / 64 for k in range(27)), 1536, 256, reps=7),
 }
 
 
