@@ -158,10 +158,18 @@ def _predict(args: argparse.Namespace) -> int:
     if factors:
         chip = chip.scaled(**factors)
     model = load_model(args.model)
-    eff = efficiency_from_args(args.fidelity, args.stack, args.calibration)
-    r = predict(chip, model, chips=args.chips, eff=eff, tp=args.tp, ep=args.ep, pp=args.pp, dtype=args.dtype,
-                kv_dtype=args.kv_dtype, input_len=args.input_len, output_len=args.output_len, batch=args.batch,
-                max_ttft=args.max_ttft, max_tpot=args.max_tpot, max_latency=args.max_latency)
+    kw = dict(chips=args.chips, tp=args.tp, ep=args.ep, pp=args.pp, dtype=args.dtype, kv_dtype=args.kv_dtype,
+              input_len=args.input_len, output_len=args.output_len, batch=args.batch, max_ttft=args.max_ttft,
+              max_tpot=args.max_tpot, max_latency=args.max_latency)
+    if args.calibration:  # calibrated mid prediction plus its projection band
+        from accelsim.calibrate.profile import read_profile
+        from accelsim.calibrate.project import predict_band
+        from accelsim.stacks import DEFAULT_STACK, load_stack
+
+        r = predict_band(chip, model, read_profile(args.calibration), base=load_stack(args.stack or DEFAULT_STACK),
+                         **kw)
+    else:
+        r = predict(chip, model, eff=efficiency_from_args(args.fidelity, args.stack), **kw)
     if args.json:
         print_json(r)
         return 0
@@ -177,6 +185,10 @@ def _predict(args: argparse.Namespace) -> int:
         print(f"  batch {r['batch']} per chip  latency {r['latency_s'] * 1e3:.2f} ms  bound: {r['bound']}")
         print(f"  throughput {r['throughput_samples_per_s']:,.0f} samples/s   power {r['power_w']:,.0f} W per chip   "
               f"{r['joules_per_sample'] * 1e3:.3f} mJ per sample")
+    if "calibrated_on" in r:
+        key = "throughput_tokens_per_s" if "throughput_tokens_per_s" in r else "throughput_samples_per_s"
+        print(f"  calibrated on {r['calibrated_on']}; band {r[key + '_low']:,.0f} .. {r[key + '_high']:,.0f} "
+              f"(transfer: {r['band_transfer']})")
     if r["assumed_hw_values"]:
         print(f"  assumed chip values: {', '.join(r['assumed_hw_values'])}")
     return 0

@@ -108,3 +108,17 @@ def test_analytical_path_imports_neither_torch_nor_triton():
             "sys.stderr.write(repr(bad))")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert p.returncode == 0 and p.stderr.strip() == "[]"
+
+
+def test_predict_with_calibration_reports_band_and_chip(capsys, tmp_path):
+    from accelsim.spec._toml import catalog_dir
+
+    csv = next((catalog_dir("hwmodels") / "measured").glob("cpu-*.csv"))
+    profile = tmp_path / "p.json"
+    assert run(capsys, "calibrate", "--measurements", str(csv), "--out", str(profile), "--json")[0] == 0
+    code, out, _ = run(capsys, "predict", "--hw", "mtia-450", "--model", "llama3-70b", "--chips", "8",
+                       "--calibration", str(profile), "--json")
+    d = json.loads(out)
+    assert code == 0 and d["fidelity"] == "calibrated" and d["calibrated_on"].startswith("amd")
+    assert d["throughput_tokens_per_s_low"] <= d["throughput_tokens_per_s"] <= d["throughput_tokens_per_s_high"]
+    assert d["throughput_tokens_per_s_low"] < d["throughput_tokens_per_s_high"]  # an unmeasured chip has a band
