@@ -88,12 +88,13 @@ MOE_IMBALANCE = 1.15
 
 
 def llm_ops(model: LLM, par: Parallel, prec: Precision, phase: Phase, tokens: ArrayLike,
-            context: ArrayLike, *, layers: float | None = None, include_head: bool = True) -> list[O.Op]:
-    """Operators of one step on one chip of a pipeline stage holding `layers` layers
-    (default: num_layers / pp). The LM head (once per step) is included with `include_head`."""
+            context: ArrayLike, *, prefill_sequences: ArrayLike = 1.0) -> list[O.Op]:
+    """Operators of one step on one chip of a pipeline stage (num_layers / pp layers), plus the LM
+    head once per step (counted on every stage: the slowest stage sets the pace).
+    prefill_sequences: prompts whose last token is in this prefill chunk (rows of the LM head)."""
     t = np.asarray(tokens, dtype=np.float64)
     ctx = np.asarray(context, dtype=np.float64)
-    n_layers = model.num_layers / par.pp if layers is None else layers
+    n_layers = model.num_layers / par.pp
     frac = n_layers / model.num_layers  # share of each layer type on this stage
     d, tp = model.hidden_size, par.tp
     a, w, gd = prec.a_bytes, prec.w_bytes, prec.weights
@@ -114,10 +115,9 @@ def llm_ops(model: LLM, par: Parallel, prec: Precision, phase: Phase, tokens: Ar
     n_moe = model.num_moe_layers * frac
     if n_moe and model.moe is not None:
         out += _moe(model, par, prec, t, n_moe)
-    if include_head:
-        rows = t if phase == "decode" else np.ones_like(t)  # prefill samples only the last token
-        out += [O.elementwise("embed_lookup", t * d, dtype="bf16", bytes_per_elem=2 * a),
-                O.gemm("lm_head", rows, model.vocab_size / tp, d, **g)]
+    rows = t if phase == "decode" else np.asarray(prefill_sequences, dtype=np.float64)
+    out += [O.elementwise("embed_lookup", t * d, dtype="bf16", bytes_per_elem=2 * a),
+            O.gemm("lm_head", rows, model.vocab_size / tp, d, **g)]
     return out
 
 

@@ -53,7 +53,8 @@ def llm_metrics(hw: HwVec, model: LLM, par: Parallel, prec: Precision, input_len
     dec = cost(llm_ops(model, par, prec, "decode", b / pp, ctx), hw, eff)
     t_step = pp * dec.total_s
     chunk = np.minimum(b * input_len, CHUNK_TOKENS)
-    pre = cost(llm_ops(model, par, prec, "prefill", chunk, input_len / 2), hw, eff)
+    pre = cost(llm_ops(model, par, prec, "prefill", chunk, input_len / 2, prefill_sequences=chunk / input_len),
+               hw, eff)
     n_chunks = b * input_len / chunk
     t_prefill = n_chunks * pre.total_s
     cycle = t_prefill + output_len * t_step
