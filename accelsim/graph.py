@@ -77,6 +77,12 @@ class Precision:
     def kv_bytes(self) -> float:
         return DTYPE_BYTES[self.kv]
 
+    @classmethod
+    def for_serving(cls, dtype: str, kv_dtype: str | None = None) -> Precision:
+        """The formats a `--dtype` flag means: weights in `dtype`, bf16 activations, and the KV cache
+        in fp8 when the weights are fp8 or fp4 (as serving engines quantise it), unless `kv_dtype`."""
+        return cls(weights=dtype, activations="bf16", kv=kv_dtype or ("fp8" if dtype in ("fp8", "fp4") else "bf16"))
+
     @property
     def attn_dtype(self) -> str:
         return "fp8" if self.kv in ("fp8", "fp4") else "bf16"

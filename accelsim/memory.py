@@ -71,10 +71,15 @@ def plan_llm(chip: Chip, model: LLM, par: Parallel, prec: Precision, context: fl
     return plan
 
 
+def ranking_weight_bytes_per_chip(model: Ranking, chips: int, prec: Precision) -> float:
+    """Ranking weights one chip holds: its shard of the tables plus the replicated dense layers."""
+    return model.embedding_params * prec.w_bytes / chips + model.dense_params * prec.w_bytes
+
+
 def ranking_capacity_check(chip: Chip, model: Ranking, chips: int, prec: Precision) -> float:
     """Embedding tables are sharded over the chips, dense weights replicated; returns the bytes
     left per chip, or raises naming the shortfall."""
-    per_chip = model.embedding_params * prec.w_bytes / chips + model.dense_params * prec.w_bytes
+    per_chip = ranking_weight_bytes_per_chip(model, chips, prec)
     usable = chip.mem_capacity_bytes * (1 - RESERVE_FRACTION)
     if per_chip > usable:
         need = int(np.ceil(model.embedding_params * prec.w_bytes / (usable - model.dense_params * prec.w_bytes)))

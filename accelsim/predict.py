@@ -87,8 +87,7 @@ def predict(chip: Chip, model: Model, *, chips: int, eff: Efficiency, tp: int | 
         raise UserError(f"--chips must be >= 1, got {chips}")
     if batch is not None and batch < 1:
         raise UserError(f"--batch must be >= 1, got {batch}")
-    kv = kv_dtype or ("fp8" if dtype in ("fp8", "fp4") else "bf16")
-    prec = Precision(weights=dtype, activations="bf16", kv=kv)
+    prec = Precision.for_serving(dtype, kv_dtype)
     chip.compute_dtype(dtype)  # raises if the chip cannot compute it at all
     if isinstance(model, Ranking):
         return _predict_ranking(chip, model, chips, prec, eff, batch, max_latency)

@@ -61,7 +61,6 @@ class Report:
     blocks: list[_Block] = field(default_factory=list)
     tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     fidelity: set[str] = field(default_factory=set)
-    figure_titles: list[str] = field(default_factory=list)
 
     def add_text(self, markdown_or_html: str) -> None:
         """Markdown (CommonMark + tables); raw HTML inside it is kept as written."""
@@ -72,8 +71,6 @@ class Report:
 
     def add_figure(self, fig: go.Figure, caption: str, *, fidelity: str | None = None) -> None:
         """A Plotly figure with a caption; `fidelity` labels how its numbers were obtained."""
-        title = fig.layout.title.text if fig.layout.title and fig.layout.title.text else ""
-        self.figure_titles.append(title)
         height = fig.layout.height or 460  # a fixed height: "100%" of an auto-height block collapses
         body = fig.to_html(full_html=False, include_plotlyjs=False, default_height=f"{height}px",
                            config={"displaylogo": False, "responsive": True})

@@ -105,7 +105,7 @@ def plan(chip: Chip | str, model: Model | str, *, site_power_w: float | None = N
         "availability": avail, "headroom": headroom,
         "power_cap_w": power_cap_w, "clock_fraction": served.flops("bf16") / chip.flops("bf16"),
         "ttft_s": pt.ttft_s, "tpot_s": pt.tpot_s, "latency_s": pt.latency_s, "bound": pt.bound,
-        "binding": _binding(site_power_w, lay, replicas),
+        "binding": _binding(site_power_w, lay),
         "fidelity": pt.fidelity,
         "assumed_hw_values": list(pt.assumed_hw_values),
         "assumptions": _assumptions(rd, over, per_rack, limit, availability, fail, mttr, pue, pue_range,
@@ -130,7 +130,7 @@ def _demand(ranking: bool, site_power_w: float | None, tokens: float | None, sam
     return demand
 
 
-def _binding(site_power_w: float | None, lay: site.RackLayout, replicas: int) -> str:
+def _binding(site_power_w: float | None, lay: site.RackLayout) -> str:
     what = "site power budget" if site_power_w is not None else "demand"
     return f"{what}; rack power limit caps racks at {lay.chips_per_rack} chips" if lay.rack_limit_binds else what
 

@@ -11,7 +11,6 @@ from accelsim.errors import UserError
 from accelsim.perf import Efficiency
 from accelsim.plan.planner import plan
 from accelsim.plan.serving import best_point
-from accelsim.power import capped_chip
 from accelsim.spec import load_chip
 from accelsim.spec.chip import Chip
 from accelsim.spec.model import Model
@@ -74,7 +73,7 @@ def cap_sweep(chip: Chip, model: Model, fractions: Sequence[float], *, site_powe
         if not 0 < f <= 1:
             raise UserError(f"a cap fraction must be in (0, 1], got {f:g}")
         cap = f * chip.tdp_w
-        capped_chip(chip, cap)  # raises for a cap at or below idle
+        # plan() caps the chip (`capped_chip`), which raises for a cap at or below idle power
         r = plan(chip, model, site_power_w=site_power_w, eff=eff, power_cap_w=cap if f < 1 else None, **plan_kw)
         u = "tokens" if r["kind"] == "llm" else "samples"
         rows.append({"cap_fraction": f, "cap_w": cap, "clock_fraction": r["clock_fraction"],

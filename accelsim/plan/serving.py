@@ -65,11 +65,6 @@ def default_dtype(model: Model) -> str:
     return DEFAULT_DTYPE["ranking" if isinstance(model, Ranking) else "llm"]
 
 
-def precision(model: Model, dtype: str) -> Precision:
-    """The precision `predict` uses for `dtype` (KV in fp8 when weights are fp8 or fp4)."""
-    return Precision(weights=dtype, activations="bf16", kv="fp8" if dtype in ("fp8", "fp4") else "bf16")
-
-
 def _pow2(limit: int) -> list[int]:
     out, v = [], 1
     while v <= limit:
@@ -80,7 +75,7 @@ def _pow2(limit: int) -> list[int]:
 
 def llm_layouts(chip: Chip, model: LLM, dtype: str, context: int) -> list[Parallel]:
     """Replica layouts to try for `model` on `chip`, in search order; only layouts that fit."""
-    prec = precision(model, dtype)
+    prec = Precision.for_serving(dtype)
     tps = [tp for tp in _pow2(min(chip.scale_up_domain_size, MAX_TP)) if _valid(Parallel(tp=tp), model)]
     if not tps:
         tps = [1]
@@ -102,7 +97,7 @@ def llm_layouts(chip: Chip, model: LLM, dtype: str, context: int) -> list[Parall
 
 
 def ranking_groups(chip: Chip, model: Ranking, dtype: str) -> list[int]:
-    prec = precision(model, dtype)
+    prec = Precision.for_serving(dtype)
     out = []
     for n in _pow2(MAX_RANKING_GROUP):
         try:

@@ -19,14 +19,15 @@ import numpy as np
 import simpy
 
 from accelsim.errors import UserError
-from accelsim.graph import Parallel
+from accelsim.graph import Parallel, Precision
+from accelsim.memory import ranking_weight_bytes_per_chip
 from accelsim.perf import Efficiency
 from accelsim.serve.config import SimConfig
 from accelsim.serve.failures import failure_process
 from accelsim.serve.ranking import RankingReplica, RankingRouter, RankingWorker, ranking_arrivals
 from accelsim.serve.recorder import Recorder
 from accelsim.serve.replica import LLMReplica, Request
-from accelsim.serve.service import LLMService, RankingService, kv_budget, precision, ranking_bytes_per_chip
+from accelsim.serve.service import LLMService, RankingService, kv_budget
 from accelsim.serve.workload import Stream, arrival_times, generate
 from accelsim.spec import load_chip, load_model
 from accelsim.spec.model import LLM, Ranking
@@ -142,12 +143,12 @@ class _Fleet:
         if not isinstance(model, LLM):
             raise UserError(f"model '{g.model}' is a ranking model; serve it with --model on its own or "
                             "as the ranking stream (--ranking-model)")
-        par, prec = Parallel(g.tp, g.ep, g.pp), precision(g.dtype, g.kv_dtype)
+        par, prec = Parallel(g.tp, g.ep, g.pp), Precision.for_serving(g.dtype, g.kv_dtype)
         par.validate(model)
         chip.compute_dtype(g.dtype)
         rk_service, extra = None, 0.0
         if g.serve_ranking and rk_model is not None:  # co-located: the tables share the HBM with the KV
-            extra = ranking_bytes_per_chip(rk_model, par.chips, prec)
+            extra = ranking_weight_bytes_per_chip(rk_model, par.chips, prec)
             rk_service = RankingService(chip, rk_model, par.chips, prec, eff, rk.samples, rk.slo_s,
                                         check_capacity=False)
         budget = kv_budget(chip, model, par, prec, g.max_batched_tokens, g.block_size, extra)
@@ -163,7 +164,7 @@ class _Fleet:
     def add_ranking_group(self, rg: Any, eff: Efficiency, rk_model: Ranking, rk: Any) -> None:
         chip = load_chip(rg.hw)
         chip.compute_dtype(rg.dtype)
-        svc = RankingService(chip, rk_model, rg.chips, precision(rg.dtype, None), eff, rk.samples, rk.slo_s)
+        svc = RankingService(chip, rk_model, rg.chips, Precision.for_serving(rg.dtype), eff, rk.samples, rk.slo_s)
         self.ranking.append((rg, chip, svc))
         self._count(chip, rg.replicas * rg.chips)
 

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 
 class RankingWorker:
-    """The ranking queue of one replica (`owner`: has env, up, epoch, chips, idle_w, kick())."""
+    """The ranking queue of one replica (`owner`: has env, up, epoch, _failed_at, chips, idle_w, kick())."""
 
     def __init__(self, owner: Any, service: RankingService, samples: int, recorder: Recorder, router: Any) -> None:
         self.owner, self.service, self.samples = owner, service, samples
@@ -52,8 +52,9 @@ class RankingWorker:
         epoch, t0 = owner.epoch, env.now
         yield env.timeout(dt)
         excess = owner.chips * (e - owner.idle_w * dt)
-        if epoch != owner.epoch:
-            return  # the owner failed mid-batch; evacuate() re-routed the batch
+        if epoch != owner.epoch:  # failed mid-batch: on_down() re-routed it; the energy until then was spent
+            self.rec.step(t0, owner._failed_at, excess * (owner._failed_at - t0) / dt, 0)
+            return
         self.rec.step(t0, env.now, excess, 0)
         for idx in self.inflight:
             self.rec.ranking_done(idx, env.now)
@@ -78,7 +79,7 @@ class RankingReplica:
                  recorder: Recorder, router: Any, idle_w: float) -> None:
         self.env, self.rid, self.chips, self.idle_w = env, rid, chips, idle_w
         self.rec = recorder
-        self.up, self.epoch = True, 0
+        self.up, self.epoch, self._failed_at = True, 0, 0.0
         self.worker = RankingWorker(self, service, samples, recorder, router)
         self._wake: Any = None
         self._up_ev: Any = None
@@ -104,6 +105,7 @@ class RankingReplica:
     def fail(self, component: Component) -> None:
         self.up = False
         self.epoch += 1
+        self._failed_at = self.env.now
         self.rec.failure(self.env.now, component.name, self.chips)
         self.worker.on_down()
 

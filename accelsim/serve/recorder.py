@@ -101,8 +101,9 @@ class Recorder:
             self.tokens_total += tokens
 
     def finished(self, idx: int, t: float, replica: int, now: float | None = None) -> None:
-        """Request `idx` finished at t; it leaves the replica at `now` (default t; later than t only
-        for a pipeline-parallel replica's last token still draining through the stages)."""
+        """Request `idx` finished at t; it leaves the replica at `now` (default t; earlier than t only
+        for a pipeline-parallel replica, whose last token still drains through the stages after the
+        replica has moved on, and the in-system level must advance in simulation-time order)."""
         self.finish_s[idx] = t
         self.replica[idx] = replica
         self.completed += 1

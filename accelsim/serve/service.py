@@ -41,11 +41,6 @@ RANKING_MAX_SAMPLES = 1 << 20
 _ATTENTION = (OpKind.ATTN_PREFILL, OpKind.ATTN_DECODE)
 
 
-def precision(dtype: str, kv_dtype: str | None) -> Precision:
-    """The storage formats `accelsim predict` uses for the same flags."""
-    return Precision(weights=dtype, activations="bf16", kv=kv_dtype or ("fp8" if dtype in ("fp8", "fp4") else "bf16"))
-
-
 def _energy(c: Cost, hw: HwVec, dtype: str, time_s: np.ndarray) -> np.ndarray:
     u_c, u_m = c.utilisation(hw, dtype)
     return chip_power_w(hw.idle_w, hw.tdp_w, u_c, u_m) * time_s
@@ -193,6 +188,3 @@ class RankingService:
         return self._t[requests], self._e[requests]
 
 
-def ranking_bytes_per_chip(model: Ranking, chips: int, prec: Precision) -> float:
-    """Ranking weights one chip holds: its shard of the tables plus the replicated dense layers."""
-    return model.embedding_params * prec.w_bytes / chips + model.dense_params * prec.w_bytes

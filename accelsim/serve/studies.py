@@ -17,7 +17,13 @@ from typing import Any
 import numpy as np
 
 from accelsim.serve.failures import LLAMA3_COUNTS, LLAMA3_PLANNED, LLAMA3_UNEXPECTED, load_failures
-from accelsim.serve.training import TrainingJob, expected_fraction, first_order_fraction, simulate_training
+from accelsim.serve.training import (
+    TrainingJob,
+    expected_fraction,
+    first_order_fraction,
+    simulate_training,
+    young_interval,
+)
 
 PUBLISHED_EFFECTIVE = 0.90  # "effective training time was above 90%" (a lower bound)
 DEFAULTS: dict[str, Any] = {
@@ -34,7 +40,7 @@ def llama3_data(params: dict[str, Any]) -> dict[str, Any]:
     chips, days, c, r = int(p["chips"]), float(p["days"]), float(p["checkpoint_s"]), float(p["restart_s"])
     seeds = range(int(p["seeds"]))
     mtbf = fm.mtbf_s(chips)
-    tau_y = math.sqrt(2 * c * mtbf)
+    tau_y = young_interval(c, mtbf)
 
     def runs(interval: float) -> list[dict[str, Any]]:
         return [simulate_training(TrainingJob(chips, days * 86400, c, r, interval), fm, seed=s) for s in seeds]
@@ -68,13 +74,19 @@ def llama3_data(params: dict[str, Any]) -> dict[str, Any]:
                       "simulated_sd": float(np.std([x["effective_fraction"] for x in xs], ddof=1)) if len(xs) > 1
                       else math.nan,
                       "expected_exact": expected_fraction(f * tau_y, c, r, mtbf)} for f, xs in scan.items()]
-    sensitivity = [{"checkpoint_s": cc, "restart_s": rr, "young_interval_s": math.sqrt(2 * cc * mtbf),
-                    "expected_fraction": expected_fraction(math.sqrt(2 * cc * mtbf), cc, rr, mtbf),
-                    "first_order_fraction": first_order_fraction(cc, rr, mtbf),
-                    "above_published_90pct": expected_fraction(math.sqrt(2 * cc * mtbf), cc, rr, mtbf) > 0.9}
-                   for cc in map(float, p["sensitivity_checkpoint_s"]) for rr in map(float, p["sensitivity_restart_s"])]
+    sensitivity = [_sensitivity_row(cc, rr, mtbf) for cc in map(float, p["sensitivity_checkpoint_s"])
+                   for rr in map(float, p["sensitivity_restart_s"])]
     return {"params": p, "mtbf_s": mtbf, "young_interval_s": tau_y, "summary": summary, "components": components,
             "intervals": interval_rows, "sensitivity": sensitivity, "daily": base[0]["interruptions_by_day"]}
+
+
+def _sensitivity_row(checkpoint_s: float, restart_s: float, mtbf_s: float) -> dict[str, Any]:
+    """Expected effective time at Young's interval for one checkpoint and restart cost."""
+    tau = young_interval(checkpoint_s, mtbf_s)
+    frac = expected_fraction(tau, checkpoint_s, restart_s, mtbf_s)
+    return {"checkpoint_s": checkpoint_s, "restart_s": restart_s, "young_interval_s": tau, "expected_fraction": frac,
+            "first_order_fraction": first_order_fraction(checkpoint_s, restart_s, mtbf_s),
+            "above_published_90pct": frac > PUBLISHED_EFFECTIVE}
 
 
 def llama3_interruptions(params: dict[str, Any], *, reduced: bool) -> Any:

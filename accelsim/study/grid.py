@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 
 from accelsim.errors import UserError
-from accelsim.graph import Parallel, ranking_ops
+from accelsim.graph import Parallel, Precision, ranking_ops
 from accelsim.memory import plan_llm, ranking_capacity_check
 from accelsim.perf import Cost, Efficiency, HwVec, cost
-from accelsim.plan.serving import default_dtype, llm_layouts, precision, ranking_groups
+from accelsim.plan.serving import default_dtype, llm_layouts, ranking_groups
 from accelsim.power import chip_power_w
 from accelsim.predict import MAX_BATCH, RANKING_DEFAULT_LATENCY_S, RANKING_MAX_BATCH, batch_candidates, llm_metrics
 from accelsim.spec.chip import Chip
@@ -51,7 +51,7 @@ def eval_llm(chips: Sequence[Chip], q: Query, par: Parallel) -> list[dict[str, A
     """Best batch of one replica layout on each chip: predict's numbers, per chip, or None."""
     model = q.model
     assert isinstance(model, LLM)
-    prec = precision(model, q.dtype)
+    prec = Precision.for_serving(q.dtype)
     limits = []
     for chip in chips:
         try:
@@ -93,7 +93,7 @@ def eval_ranking(chips: Sequence[Chip], q: Query, group: int) -> list[dict[str, 
     """Best batch of ranking on `group` chips sharing the tables, on each chip: predict's numbers."""
     model = q.model
     assert isinstance(model, Ranking)
-    prec = precision(model, q.dtype)
+    prec = Precision.for_serving(q.dtype)
     fits = []
     for chip in chips:
         try:

@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from accelsim import measurements
-from accelsim.ops import fused_moe_counts, fused_moe_ops
+from accelsim.ops import Op, OpKind, fused_moe_counts, fused_moe_ops
 from accelsim.perf import HwVec, Roofline, cost
 from accelsim.report import Report
 from accelsim.spec import list_chips, load_chip
@@ -142,9 +142,7 @@ def _measured(rep: Report, rows: list[dict[str, Any]]) -> None:
     for r in rows:
         chip = chip_for_device(str(r["device"]))
         achieved = r["flops"] / r["median_s"]
-        roof = None
-        if chip is not None and r["flops"] > 0:
-            roof = max(r["flops"] / chip.flops(_dtype(r["dtype"])), r["bytes"] / chip.mem_bw_bytes_per_s)
+        roof = _roofline_s(chip, r["flops"], r["bytes"], _dtype(r["dtype"])) if chip and r["flops"] > 0 else None
         shape = r["shape"] if isinstance(r["shape"], dict) else {}
         item = {"file": r["file"], "device": r["device"], "chip": chip.name if chip else "", "name": r["name"],
                 "dtype": r["dtype"], **{k: shape.get(k) for k in _SHAPE_KEYS},
@@ -185,6 +183,13 @@ def _measured(rep: Report, rows: list[dict[str, Any]]) -> None:
     rep.add_table("moe_tuning_best", list(best.values()), "fastest config per device x kernel x shape",
                   fidelity="measured")
     rep.add_table("moe_measurements", table, "every measured MoE row", fidelity="measured")
+
+
+def _roofline_s(chip: Chip, flops: float, nbytes: float, dtype: str) -> float:
+    """The spine's roofline time (`perf.cost` with `Roofline`) of one kernel call with the measured
+    row's own FLOP and byte counts (which the benchmark took from `accelsim.ops`)."""
+    op = Op(OpKind.GROUPED_GEMM, "fused_moe", dtype, np.asarray(float(flops)), np.asarray(float(nbytes)))
+    return float(cost([op], HwVec.from_chips([chip]), Roofline()).total_s[0])
 
 
 def _dtype(d: str) -> str:

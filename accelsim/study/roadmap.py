@@ -25,10 +25,15 @@ def _unit(model: Model) -> str:
     return "samples" if isinstance(model, Ranking) else "tokens"
 
 
+def _pue(p: Params) -> float:
+    """The study's PUE, else the site default of plan/defaults.toml."""
+    return p.num("pue", value("site", "pue").value, lo=1.0)
+
+
 def evaluate(chips: list[Chip], models: list[Model], p: Params, executor: Executor | None) -> list[dict[str, Any]]:
     """One row per chip x model: the best point, its energy figures, or a note saying why none."""
     eff = p.efficiency()
-    pue = p.num("pue", value("site", "pue").value, lo=1.0)
+    pue = _pue(p)
     rows: list[dict[str, Any]] = []
     for model in models:
         ranking = isinstance(model, Ranking)
@@ -166,7 +171,7 @@ def run(params: dict[str, Any], *, reduced: bool, executor: Executor | None = No
     rep.add_text(f"Each chip serves each model at its best replica layout and batch under the SLOs ({slo}), "
                  f"prompts of {p.int('input_len', 1000)} and outputs of {p.int('output_len', 1000)} tokens. "
                  f"Per-chip rates; energy per unit at the chip (predicted average draw) and at the facility "
-                 f"(plus host overhead per chip, times PUE {p.num('pue', 1.08):g}).")
+                 f"(plus host overhead per chip, times PUE {_pue(p):g}).")
     rep.add_text(_findings(chips, models, rows, base))
     rep.add_figure(_bars(chips, models, rows, "{u}_per_s_per_chip", "Throughput per chip by generation",
                          "{u}/s per chip"), "best layout and batch under the SLOs; bar labels say what bounds "

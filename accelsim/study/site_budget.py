@@ -14,7 +14,7 @@ from plotly.subplots import make_subplots
 from accelsim.errors import UserError
 from accelsim.plan.planner import plan
 from accelsim.plan.scenarios import Deployment, cap_sweep, fleet_by_year
-from accelsim.plan.serving import best_point
+from accelsim.plan.serving import ServingPoint, best_point
 from accelsim.report import Report
 from accelsim.spec import load_chip, load_model
 from accelsim.spec.model import Ranking
@@ -35,11 +35,12 @@ def run(params: dict[str, Any], *, reduced: bool, executor: Executor | None = No
                           "max_latency": p.opt_num("max_latency"), "eff": eff}
     headroom = p.num("headroom", 0.0)
     rows: list[dict[str, Any]] = []
+    points: dict[tuple[str, str], ServingPoint] = {}  # (chip, model) -> operating point, reused below
     for model in models:
         for chip in chips:
             u = _u(model)
             try:
-                pt = best_point(chip, model, **kw)
+                pt = points[chip.name, model.name] = best_point(chip, model, **kw)
             except UserError as exc:  # a chip that cannot serve a model is a result, not a failure
                 rows.append({"hw": chip.name, "label": label(chip), "model": model.name, "note": str(exc)})
                 continue
@@ -70,7 +71,8 @@ def run(params: dict[str, Any], *, reduced: bool, executor: Executor | None = No
                    fidelity=fid)
     rep.add_table("site", rows, "one row per chip x model", fidelity=fid)
 
-    rep.add_table("pue_sensitivity", _pue_rows(chips, models[0], site_w, p.list("pue_sensitivity", kind=float), kw),
+    rep.add_table("pue_sensitivity", _pue_rows(chips, models[0], site_w, p.list("pue_sensitivity", kind=float), kw,
+                                               points),
                   f"{models[0].name}: chips and throughput as PUE varies (seasonal range: provision at the peak)",
                   fidelity=fid)
     cap_chip, cap_model = load_chip(p.str("cap_chip")), load_model(p.str("cap_model"))
@@ -197,12 +199,12 @@ def _fleet(rows: list[dict[str, Any]], model: Any) -> go.Figure:
     return style(fig, f"Fleet roadmap by year: {model.display_name} capacity by generation", 460)
 
 
-def _pue_rows(chips: list[Any], model: Any, site_w: float, pues: list[float], kw: dict[str, Any]) -> list[dict]:
+def _pue_rows(chips: list[Any], model: Any, site_w: float, pues: list[float], kw: dict[str, Any],
+              points: dict[tuple[str, str], ServingPoint]) -> list[dict]:
     out = []
     for chip in chips:
-        try:
-            pt = best_point(chip, model, **kw)
-        except UserError:  # reported in the site table already
+        pt = points.get((chip.name, model.name))
+        if pt is None:  # reported in the site table already
             continue
         for pue in pues:
             r = plan(chip, model, site_power_w=site_w, pue=pue, point=pt, **kw)

@@ -7,11 +7,10 @@ import numpy as np
 import pytest
 from serve_helpers import EFF, decode_s, hw, prefill_s
 
-from accelsim.graph import Parallel
+from accelsim.graph import Parallel, Precision
 from accelsim.predict import llm_metrics
 from accelsim.serve.cluster import simulate
 from accelsim.serve.config import ReplicaGroup, SimConfig, Traffic
-from accelsim.serve.service import precision
 from accelsim.spec import load_model
 
 
@@ -54,7 +53,7 @@ def test_littles_law_and_conservation() -> None:
                                                                   ("llama3-70b", 4, 128, 2000, 200)])
 def test_saturated_replica_matches_steady_state_prediction(model: str, tp: int, batch: int, inp: int,
                                                            out: int) -> None:
-    m = llm_metrics(hw(), load_model(model), Parallel(tp), precision("bf16", None), inp, out,
+    m = llm_metrics(hw(), load_model(model), Parallel(tp), Precision.for_serving("bf16"), inp, out,
                     np.asarray([float(batch)]), EFF)
     pred = float(m.throughput_replica[0])
     cfg = SimConfig(groups=(ReplicaGroup("h100-sxm", model, tp=tp, max_seqs=batch),),

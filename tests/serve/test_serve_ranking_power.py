@@ -104,3 +104,39 @@ def test_site_power_cap_throttles() -> None:
     assert free["mean_power_w"] > cap
     assert capped["mean_power_w"] <= cap * (1 + 1e-6)
     assert capped["ttft_p50_s"] > free["ttft_p50_s"]
+
+
+def test_ranking_batch_cut_by_a_failure_still_counts_its_energy() -> None:
+    """As an LLM step cut by a failure: the energy above idle until the failure was spent."""
+    import simpy
+
+    from accelsim.serve.failures import Component
+    from accelsim.serve.ranking import RankingReplica, RankingRouter
+    from accelsim.serve.recorder import Recorder
+    from accelsim.serve.workload import Stream
+
+    class Batch1s300J:  # any batch: 1 s and 300 J per chip
+        per_batch = 4
+
+        def batch(self, k: int) -> tuple[float, float]:
+            return 1.0, 300.0
+
+    env = simpy.Environment()
+    empty = np.zeros(0, np.int64)
+    rec = Recorder(Stream(np.zeros(0), empty, empty), np.zeros(1), 1, 10.0, 2, 200.0)
+    router = RankingRouter([])
+    rep = RankingReplica(env, 0, 2, Batch1s300J(), 1, rec, router, idle_w=100.0)
+    router.workers, router.up = [rep.worker], [rep.worker]
+    router.dispatch(0)
+
+    def fail_at_quarter():
+        yield env.timeout(0.25)
+        rep.fail(Component("chip", 0.0, 1.0))
+        yield env.timeout(1.0)
+        rep.recover()
+
+    env.process(fail_at_quarter())
+    env.run(until=5.0)
+    # 2 chips x (300 J - 100 W x 1 s) x 0.25 of the cut batch, then the retried batch in full
+    assert sum(rec.excess_j) == pytest.approx(2 * 200 * 0.25 + 2 * 200)
+    assert rec.rk_finish_s[0] == pytest.approx(2.25)
