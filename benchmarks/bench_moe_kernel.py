@@ -22,14 +22,11 @@ FLOPs and bytes come from accelsim.ops.fused_moe_counts, the project's single op
 from __future__ import annotations
 
 import argparse
-import csv
-import datetime as dt
 import json
 import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import zlib
 from collections.abc import Callable
@@ -42,7 +39,11 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # runnable as a plain script from any directory
     sys.path.insert(0, str(REPO))
 
-from accelsim.ops import fused_moe_counts  # noqa: E402  (only accelsim module allowed on the GPU box)
+# Only accelsim.ops/spec/measurements (and the stdlib accelsim.io they use) on the GPU box.
+from accelsim import measurements  # noqa: E402
+from accelsim.io import write_csv  # noqa: E402
+from accelsim.ops import fused_moe_counts  # noqa: E402
+from accelsim.spec import load_chip  # noqa: E402
 
 
 class MoEShape(NamedTuple):
@@ -66,8 +67,7 @@ QUICK_M = (1, 64, 1024)
 IMPLS = ("triton", "grouped_mm", "loop", "reference")
 GRAPH_SAFE = ("triton", "grouped_mm")  # no host syncs: capturable in a CUDA graph
 SMOKE_SHAPE = MoEShape(4, 32, 32, 2, "softmax", True)
-H100_SXM_BF16_TFLOPS = 989.4  # dense, NVIDIA datasheet
-H100_SXM_TBPS = 3.35
+H100_SXM = load_chip("h100-sxm")  # default roofline: dense bf16 peak and HBM bandwidth from the catalog
 
 FIELDS = ["model", "impl", "m", "experts", "hidden", "inter", "top_k", "dtype", "time_us", "timer", "eager_us",
           "tflops", "tbps", "pct_roofline", "flops", "bytes", "rel_err_vs_ref", "config", "config_source", "note",
@@ -83,22 +83,19 @@ def _run(cmd: list[str]) -> str:
 
 
 def provenance(device: torch.device) -> dict[str, str]:
-    """Device, driver, library versions, commit and date for every CSV row."""
-    import triton
-
-    commit = _run(["git", "rev-parse", "HEAD"]) or "unknown"
-    if commit != "unknown" and _run(["git", "status", "--porcelain"]):
-        commit += "-dirty"
+    """Device, driver, library versions, commit and date for every CSV row: the measurement schema's
+    ``accelsim.measurements.provenance`` under this CSV's column names, plus the CUDA runtime."""
     if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-        cc = "{}.{}".format(*torch.cuda.get_device_capability(device))
-        driver = _run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"]).split("\n")[0]
+        dev = {"device": torch.cuda.get_device_name(device),
+               "compute_capability": "{}.{}".format(*torch.cuda.get_device_capability(device)),
+               "driver": _run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"]).split("\n")[0]}
     else:
-        name, cc, driver = "cpu (TRITON_INTERPRET=1)", "", ""
-    return {"device_name": name, "compute_capability": cc, "driver_version": driver or "unknown",
-            "cuda_runtime": str(torch.version.cuda), "torch_version": torch.__version__,
-            "triton_version": triton.__version__, "git_commit": commit,
-            "date_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+        dev = {"device": "cpu (TRITON_INTERPRET=1)"}
+    p = measurements.provenance("bench_moe_kernel", **dev)
+    return {"device_name": p["device"], "compute_capability": p["compute_capability"],
+            "driver_version": p["driver"] or "unknown", "cuda_runtime": str(torch.version.cuda),
+            "torch_version": p["torch_version"], "triton_version": p["triton_version"],
+            "git_commit": p["git_commit"], "date_utc": p["date_utc"]}
 
 
 def make_inputs(shape: MoEShape, m: int, dtype: torch.dtype, device: torch.device, seed: int):
@@ -149,9 +146,10 @@ def time_us(fn: Callable[[], object], device: torch.device, graph: bool, args) -
 def bench_cell(model: str, shape: MoEShape, m: int, impls: list[str], args, device, dtype, prov) -> list[dict]:
     """All impls at one (model, M): outputs checked against the reference, then timed."""
     from kernels.moe import resolve_config
+    from kernels.moe.reference import rel_err
 
     x, w1, w2, logits = make_inputs(shape, m, dtype, device, seed=zlib.crc32(f"{model}:{m}".encode()))
-    ref = impl_fn("reference", shape, x, w1, w2, logits)().float()
+    ref = impl_fn("reference", shape, x, w1, w2, logits)()
     flops, nbytes = fused_moe_counts(m, shape.hidden, shape.inter, shape.experts, shape.top_k,
                                      act_bytes=x.element_size(), weight_bytes=w1.element_size())
     roof_s = max(flops / (args.peak_tflops * 1e12), nbytes / (args.peak_tbps * 1e12))
@@ -165,8 +163,8 @@ def bench_cell(model: str, shape: MoEShape, m: int, impls: list[str], args, devi
             row.update(config=json.dumps(cfg, separators=(",", ":")), config_source=source)
         try:
             fn = impl_fn(impl, shape, x, w1, w2, logits)
-            out = fn().float()
-            row["rel_err_vs_ref"] = float((out - ref).norm() / ref.norm().clamp_min(1e-30))
+            out = fn()
+            row["rel_err_vs_ref"] = rel_err(out, ref)
             t_us, eager_us, timer = time_us(fn, device, impl in GRAPH_SAFE, args)
             t_s = t_us / 1e6
             row.update(time_us=t_us, eager_us=eager_us, timer=timer, tflops=flops / t_s / 1e12,
@@ -177,21 +175,6 @@ def bench_cell(model: str, shape: MoEShape, m: int, impls: list[str], args, devi
         if device.type == "cuda":
             torch.cuda.empty_cache()
     return rows
-
-
-def write_csv_atomic(path: Path, rows: list[dict]) -> None:
-    """Temp file in the same directory, then os.replace: readers never see a half-written CSV."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=FIELDS, restval="")
-            writer.writeheader()
-            writer.writerows(rows)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _fmt(row: dict, key: str, spec: str) -> str:
@@ -216,8 +199,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--models", nargs="+", choices=sorted(SHAPES), default=None)
     p.add_argument("--m", nargs="+", type=int, default=None, help="batch sizes (tokens)")
     p.add_argument("--impls", nargs="+", choices=IMPLS, default=list(IMPLS))
-    p.add_argument("--peak-tflops", type=float, default=H100_SXM_BF16_TFLOPS, help="dense bf16 peak")
-    p.add_argument("--peak-tbps", type=float, default=H100_SXM_TBPS, help="HBM bandwidth, TB/s")
+    p.add_argument("--peak-tflops", type=float, default=H100_SXM.flops("bf16") / 1e12, help="dense bf16 peak")
+    p.add_argument("--peak-tbps", type=float, default=H100_SXM.mem_bw_bytes_per_s / 1e12, help="HBM bandwidth, TB/s")
     p.add_argument("--warmup-ms", type=float, default=25.0)
     p.add_argument("--rep-ms", type=float, default=100.0)
     p.add_argument("--out", type=Path, default=REPO / "reports" / "bench_moe_kernel.csv")
@@ -245,7 +228,8 @@ def main(argv: list[str] | None = None) -> int:
         cell = bench_cell(model, shape, m, args.impls, args, device, dtype, prov)
         print_table(cell)
         rows.extend(cell)
-        write_csv_atomic(args.out, rows)  # after every cell: an interrupted run keeps what it measured
+        # Atomic, after every cell: an interrupted run keeps what it measured, in FIELDS order.
+        write_csv(args.out, [{k: r.get(k, "") for k in FIELDS} for r in rows])
     print(f"wrote {len(rows)} rows to {args.out}")
     return 0
 

@@ -3,7 +3,8 @@
 For each problem the gate draws fresh random inputs (its own seed, never the timing inputs),
 computes the reference once (``kernels.moe.fused_moe(..., impl="reference")``), and compares each
 candidate's Triton output with it by relative norm error ||out - ref|| / ||ref|| against the
-tolerance of the dtype (one table, ``TOLERANCES``). Non-finite outputs fail. On a CPU the Triton
+relative bound of the dtype in the kernel's own table (``kernels.moe.reference.TOLERANCES``, which
+the kernel tests use too). Non-finite outputs fail. On a CPU the Triton
 kernel runs under the interpreter (TRITON_INTERPRET=1 set before triton is imported), which is
 slow: use tiny shapes there. Imports torch lazily; otherwise stdlib + accelsim.tune only.
 """
@@ -18,9 +19,6 @@ from typing import Any
 from accelsim.tune.core import Measurement, Status
 from accelsim.tune.space import Config, Problem
 
-# Relative-norm bounds keyed by dtype; the same values as the kernel tests' table
-# (tests/kernels/moe_helpers.py), whose STYLE note explains why relative norm, not atol alone.
-TOLERANCES: dict[str, float] = {"fp32": 1e-5, "fp16": 5e-3, "bf16": 2e-2, "fp8": 3e-2}
 _TORCH_DTYPE = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16", "fp8": "bfloat16"}
 FP8_MAX = 448.0  # largest finite float8_e4m3fn
 
@@ -113,7 +111,9 @@ class Gate:
         return self._cache[problem]
 
     def check(self, problem: Problem, config: Config) -> GateResult:
-        tol = TOLERANCES[problem.dtype]
+        from kernels.moe.reference import TOLERANCES, rel_err
+
+        tol = TOLERANCES[problem.dtype].rel
         try:
             inputs, ref = self._reference(problem)
             if self.kernel is None:
@@ -124,10 +124,9 @@ class Gate:
         except Exception as exc:  # a failing candidate is a result, not a crash
             status, message = classify(exc)
             return GateResult(False, float("nan"), tol, status, message)
-        out64, ref64 = out.double(), ref.double()
-        if out.shape != ref.shape or not bool(out64.isfinite().all()):
+        if out.shape != ref.shape or not bool(out.isfinite().all()):
             return GateResult(False, float("inf"), tol, "wrong", "output has the wrong shape or non-finite values")
-        rel = float((out64 - ref64).norm() / ref64.norm().clamp_min(1e-30))
+        rel = rel_err(out, ref)
         if rel > tol:
             return GateResult(False, rel, tol, "wrong", f"relative error {rel:.2e} > {tol:.0e} for {problem.dtype}")
         return GateResult(True, rel, tol, "ok")

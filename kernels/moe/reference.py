@@ -12,7 +12,7 @@ Pipeline: ``topk_route`` -> ``moe_align_block_size`` (only the kernel needs it) 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -21,6 +21,30 @@ Scoring = Literal["softmax", "sigmoid"]
 
 FP8_DTYPE = torch.float8_e4m3fn
 FP8_MAX = float(torch.finfo(FP8_DTYPE).max)  # 448.0
+
+
+class Tolerance(NamedTuple):
+    rel: float  # bound on ||out - ref|| / ||ref||
+    abs: float  # bound on max |out - ref|, for outputs of O(1) scale (weights ~ N(0, 1/fan_in))
+
+
+# How far an implementation may sit from this reference, keyed by the computation's dtype name
+# ("fp8" = w8a8 against ``fused_moe_fp8_ref``). The one table: the kernel tests and the tuner's
+# correctness gate both read it. Relative norm error is the primary check: at the small data scale
+# of vLLM's tests (randn / 10) an absolute bound alone passes a gate/up swap. The bf16 bound also
+# absorbs the interpreter rounding fp32 -> bf16 toward zero (GPUs round to nearest).
+TOLERANCES: dict[str, Tolerance] = {
+    "fp32": Tolerance(rel=1e-5, abs=1e-4),
+    "fp16": Tolerance(rel=5e-3, abs=1e-2),
+    "bf16": Tolerance(rel=2e-2, abs=6e-2),
+    "fp8": Tolerance(rel=2e-2, abs=1.5e-1),
+}
+
+
+def rel_err(out: torch.Tensor, ref: torch.Tensor) -> float:
+    """Relative norm error ||out - ref|| / ||ref||, computed in fp64 (a zero ref counts as 1e-30)."""
+    ref64 = ref.double()
+    return float((out.double() - ref64).norm() / ref64.norm().clamp_min(1e-30))
 
 
 def topk_route(

@@ -1,36 +1,23 @@
-"""Shared test helpers: the one tolerance table, input factories, the closeness check."""
+"""Shared test helpers: the tolerance table by torch dtype, input factories, the closeness check."""
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import torch
 
-from kernels.moe import triton_impl
+from kernels.moe import reference, triton_impl
+from kernels.moe.reference import Tolerance, rel_err
 
-
-class Tolerance(NamedTuple):
-    rel: float  # bound on ||out - ref|| / ||ref||
-    abs: float  # bound on max |out - ref|, for outputs of O(1) scale (unit_inputs)
-
-
-# Keyed by the dtype of the computation. Relative norm error is the primary check: at the small
-# data scale of vLLM's tests (randn / 10) an absolute bound alone passes a gate/up swap. The bf16
-# bound also absorbs the interpreter rounding fp32 -> bf16 toward zero (GPUs round to nearest).
+# The kernel's one tolerance table (kernels.moe.reference.TOLERANCES, also the tuner gate's),
+# keyed here by the torch dtype of the computation.
 TOLERANCES: dict[torch.dtype, Tolerance] = {
-    torch.float32: Tolerance(rel=1e-5, abs=1e-4),
-    torch.float16: Tolerance(rel=5e-3, abs=1e-2),
-    torch.bfloat16: Tolerance(rel=2e-2, abs=6e-2),
-    torch.float8_e4m3fn: Tolerance(rel=2e-2, abs=1.5e-1),  # Triton fp8 vs reference.fused_moe_fp8_ref
+    torch.float32: reference.TOLERANCES["fp32"],
+    torch.float16: reference.TOLERANCES["fp16"],
+    torch.bfloat16: reference.TOLERANCES["bf16"],
+    torch.float8_e4m3fn: reference.TOLERANCES["fp8"],  # Triton fp8 vs reference.fused_moe_fp8_ref
 }
 
 # Where Triton runs: interpreted kernels take CPU tensors, compiled ones CUDA tensors.
 TRITON_DEVICE = torch.device("cpu" if triton_impl.INTERPRETED else "cuda")
-
-
-def rel_err(out: torch.Tensor, ref: torch.Tensor) -> float:
-    ref = ref.double()
-    return float((out.double() - ref).norm() / ref.norm().clamp_min(1e-30))
 
 
 def assert_moe_close(out: torch.Tensor, ref: torch.Tensor, dtype: torch.dtype, what: str = "") -> None:

@@ -9,10 +9,11 @@ from typing import ClassVar
 import pytest
 
 from accelsim.tune.core import Measurement, tune
-from accelsim.tune.gate import TOLERANCES, Gate, GatedDevice
+from accelsim.tune.gate import Gate, GatedDevice
 from accelsim.tune.space import CONFIG_KEYS, Problem, as_tuple
 from accelsim.tune.store import ResultStore
 from accelsim.tune.strategies import Exhaustive
+from kernels.moe.reference import TOLERANCES
 
 TINY = Problem(4, 64, 64, 2, "fp16", 8)
 GOOD = dict(zip(CONFIG_KEYS, (16, 64, 64, 1, 4, 2)))
@@ -45,7 +46,7 @@ def gate() -> Gate:
 
 def test_gate_passes_the_real_kernel_and_rejects_the_broken_config(gate: Gate) -> None:
     good = gate.check(TINY, GOOD)
-    assert good.ok and good.status == "ok" and 0 <= good.rel_err < TOLERANCES["fp16"]
+    assert good.ok and good.status == "ok" and 0 <= good.rel_err < TOLERANCES["fp16"].rel
     bad = gate.check(TINY, BAD)
     assert not bad.ok and bad.status == "wrong"
     assert bad.rel_err == pytest.approx(0.01, rel=0.05)  # the injected 1% error, measured by the gate
@@ -66,7 +67,7 @@ def test_a_wrong_config_is_recorded_and_never_the_best(gate: Gate, tmp_path) -> 
         assert result.best_config == GOOD and result.best_time_s == 5e-6
         assert result.not_ok == {"wrong": 1, "out_of_resources": 1}
         stored = store.results(TINY)
-        assert stored[as_tuple(BAD)].status == "wrong" and stored[as_tuple(BAD)].rel_err > TOLERANCES["fp16"]
+        assert stored[as_tuple(BAD)].status == "wrong" and stored[as_tuple(BAD)].rel_err > TOLERANCES["fp16"].rel
         assert math.isnan(stored[as_tuple(BAD)].median_s)
         assert stored[as_tuple(RAISES)].status == "out_of_resources"
         assert "shared memory" in stored[as_tuple(RAISES)].message
@@ -79,3 +80,16 @@ def test_non_finite_output_fails_the_gate(gate: Gate) -> None:
     nan_gate._cache = gate._cache  # same inputs and reference: no second reference run
     r = nan_gate.check(TINY, GOOD)
     assert r.status == "wrong" and "non-finite" in r.message
+
+
+@pytest.mark.parametrize("dtype", ["fp32", "fp16", "bf16", "fp8"])
+def test_gate_bound_is_the_kernel_tests_bound(dtype: str) -> None:
+    """The gate and the kernel tests read one table: a config the kernel tests would reject (the gate
+    once allowed fp8 3e-2 against the tests' 2e-2) must not be timed as correct."""
+
+    def refuse(**kwargs):
+        raise RuntimeError("no kernel run needed: only the bound is checked")
+
+    r = Gate("cpu", kernel=refuse).check(Problem(4, 64, 64, 2, dtype, 4), GOOD)
+    assert not r.ok and r.tolerance == TOLERANCES[dtype].rel
+    assert TOLERANCES["fp8"].rel <= 2e-2  # the kernel tests' fp8 bound before the tables were merged
