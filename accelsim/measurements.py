@@ -46,6 +46,24 @@ FIELDS: tuple[str, ...] = (
 )
 
 
+# A fused-MoE row's shape: experts, hidden, intermediate (per shard), top-k, tokens — the keys the
+# tuner writes. Readers go through `moe_shape`, which also accepts the long names.
+MOE_SHAPE_KEYS: tuple[str, ...] = ("E", "H", "I", "top_k", "M")
+_MOE_ALIASES = {"E": ("E", "experts"), "H": ("H", "hidden"), "I": ("I", "inter", "intermediate"),
+                "top_k": ("top_k",), "M": ("M", "m")}
+
+
+def moe_shape(shape: Mapping[str, Any]) -> dict[str, int] | None:
+    """A fused-MoE shape in `MOE_SHAPE_KEYS`, from either spelling; None if a dimension is missing."""
+    out = {}
+    for key, names in _MOE_ALIASES.items():
+        val = next((shape[n] for n in names if n in shape), None)
+        if val is None:
+            return None
+        out[key] = int(val)
+    return out
+
+
 def git_commit(cwd: str | os.PathLike[str] | None = None) -> str:
     try:
         out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=cwd, capture_output=True,

@@ -69,7 +69,8 @@ GRAPH_SAFE = ("triton", "grouped_mm")  # no host syncs: capturable in a CUDA gra
 SMOKE_SHAPE = MoEShape(4, 32, 32, 2, "softmax", True)
 H100_SXM = load_chip("h100-sxm")  # default roofline: dense bf16 peak and HBM bandwidth from the catalog
 
-FIELDS = ["model", "impl", "m", "experts", "hidden", "inter", "top_k", "dtype", "time_us", "timer", "eager_us",
+FIELDS = ["model", "impl", "m", "experts", "hidden", "inter", "top_k", "dtype", "time_us", "p20_us", "p80_us",
+          "timer", "eager_us",
           "tflops", "tbps", "pct_roofline", "flops", "bytes", "rel_err_vs_ref", "config", "config_source", "note",
           "device_name", "compute_capability", "driver_version", "cuda_runtime", "torch_version",
           "triton_version", "git_commit", "date_utc"]
@@ -120,27 +121,34 @@ def impl_fn(impl: str, shape: MoEShape, x, w1, w2, logits) -> Callable[[], torch
     return lambda: peer(x, w1, w2, *topk_route(logits, k, renorm, scoring))
 
 
-def time_us(fn: Callable[[], object], device: torch.device, graph: bool, args) -> tuple[float, float, str]:
-    """(time_us, eager_us, timer): medians; see the module docstring. On CPU (smoke only) both are
-    the median wall-clock time of three calls."""
+QUANTILES = [0.5, 0.2, 0.8]  # median, p20, p80: the spread the measurement schema records
+
+
+def time_us(fn: Callable[[], object], device: torch.device, graph: bool,
+            args) -> tuple[tuple[float, float, float], float, str]:
+    """((median, p20, p80) of `timer`, eager median, timer) in us; see the module docstring. On CPU
+    (smoke only) the quantiles are of the wall-clock time of five calls."""
     if device.type != "cuda":
         fn()
         times = []
-        for _ in range(3):
+        for _ in range(5):
             t0 = time.perf_counter()
             fn()
             times.append((time.perf_counter() - t0) * 1e6)
-        return statistics.median(times), statistics.median(times), "wall"
+        q = statistics.quantiles(times, n=10, method="inclusive")  # deciles: q[1] = p20, q[7] = p80
+        return (statistics.median(times), q[1], q[7]), statistics.median(times), "wall"
     from triton.testing import do_bench, do_bench_cudagraph
 
-    eager = 1e3 * float(do_bench(fn, warmup=args.warmup_ms, rep=args.rep_ms, return_mode="median"))
+    eager_q = tuple(1e3 * float(x) for x in do_bench(fn, warmup=args.warmup_ms, rep=args.rep_ms,
+                                                      quantiles=QUANTILES))
     if not graph:
-        return eager, eager, "do_bench"
+        return eager_q, eager_q[0], "do_bench"
     try:
-        return 1e3 * float(do_bench_cudagraph(fn, rep=args.rep_ms, return_mode="median")), eager, "cudagraph"
+        q = tuple(1e3 * float(x) for x in do_bench_cudagraph(fn, rep=args.rep_ms, quantiles=QUANTILES))
+        return q, eager_q[0], "cudagraph"
     except RuntimeError:  # capture refused: report the eager time, labelled as such
         torch.cuda.synchronize()
-        return eager, eager, "do_bench(graph capture failed)"
+        return eager_q, eager_q[0], "do_bench(graph capture failed)"
 
 
 def bench_cell(model: str, shape: MoEShape, m: int, impls: list[str], args, device, dtype, prov) -> list[dict]:
@@ -165,9 +173,10 @@ def bench_cell(model: str, shape: MoEShape, m: int, impls: list[str], args, devi
             fn = impl_fn(impl, shape, x, w1, w2, logits)
             out = fn()
             row["rel_err_vs_ref"] = rel_err(out, ref)
-            t_us, eager_us, timer = time_us(fn, device, impl in GRAPH_SAFE, args)
+            (t_us, p20_us, p80_us), eager_us, timer = time_us(fn, device, impl in GRAPH_SAFE, args)
             t_s = t_us / 1e6
-            row.update(time_us=t_us, eager_us=eager_us, timer=timer, tflops=flops / t_s / 1e12,
+            row.update(time_us=t_us, p20_us=p20_us, p80_us=p80_us, eager_us=eager_us, timer=timer,
+                       config_dict=cfg if impl == "triton" else None, tflops=flops / t_s / 1e12,
                        tbps=nbytes / t_s / 1e12, pct_roofline=100 * roof_s / t_s)
         except RuntimeError as exc:  # OOM, or torch._grouped_mm unsupported on this GPU
             row["note"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
@@ -230,8 +239,29 @@ def main(argv: list[str] | None = None) -> int:
         rows.extend(cell)
         # Atomic, after every cell: an interrupted run keeps what it measured, in FIELDS order.
         write_csv(args.out, [{k: r.get(k, "") for k in FIELDS} for r in rows])
-    print(f"wrote {len(rows)} rows to {args.out}")
+        n_meas = measurements.write(measurements_path(args.out), schema_rows(rows, device))
+    print(f"wrote {len(rows)} rows to {args.out} and {n_meas} Triton rows to {measurements_path(args.out)}")
     return 0
+
+
+def measurements_path(out: Path) -> Path:
+    return out.with_name(out.stem + ".measurements.csv")
+
+
+def schema_rows(rows: list[dict], device: torch.device) -> list[dict]:
+    """The Triton kernel's timed rows in the `accelsim.measurements` schema (calibration and replay
+    data; the peers stay in the comparison CSV only, as they are not configs of this kernel)."""
+    dev = {"device": rows[0]["device_name"], "device_kind": "gpu" if device.type == "cuda" else "cpu",
+           "compute_capability": rows[0]["compute_capability"], "driver": rows[0]["driver_version"]} if rows else {}
+    prov = measurements.provenance("bench_moe_kernel", **dev)
+    return [measurements.row(op="fused_moe", name="triton_fused_moe", dtype=r["dtype"], config=r["config_dict"],
+                             shape={"E": r["experts"], "H": r["hidden"], "I": r["inter"], "top_k": r["top_k"],
+                                    "M": r["m"]},
+                             flops=r["flops"], bytes=r["bytes"], median_s=r["time_us"] / 1e6,
+                             p20_s=r["p20_us"] / 1e6, p80_s=r["p80_us"] / 1e6,
+                             reps=0,  # do_bench picks the count from --rep-ms and does not report it
+                             **prov)
+            for r in rows if r["impl"] == "triton" and "time_us" in r]
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from accelsim.spec.model import LLM
 from accelsim.study.common import Params, colours, label, style
 from accelsim.study.sweep import Executor
 
-_SHAPE_KEYS = ("m", "hidden", "experts", "top_k")
+_SHAPE_KEYS = ("m", "hidden", "inter", "experts", "top_k")
 
 
 def find_measurements(path: str) -> list[Path]:
@@ -143,7 +143,8 @@ def _measured(rep: Report, rows: list[dict[str, Any]]) -> None:
         chip = chip_for_device(str(r["device"]))
         achieved = r["flops"] / r["median_s"]
         roof = _roofline_s(chip, r["flops"], r["bytes"], _dtype(r["dtype"])) if chip and r["flops"] > 0 else None
-        shape = r["shape"] if isinstance(r["shape"], dict) else {}
+        ms = measurements.moe_shape(r["shape"]) if isinstance(r["shape"], dict) else None
+        shape = dict(zip(_SHAPE_KEYS, (ms["M"], ms["H"], ms["I"], ms["E"], ms["top_k"]))) if ms else {}
         item = {"file": r["file"], "device": r["device"], "chip": chip.name if chip else "", "name": r["name"],
                 "dtype": r["dtype"], **{k: shape.get(k) for k in _SHAPE_KEYS},
                 "config": str(r["config"]), "median_s": r["median_s"], "achieved_tflops": achieved / 1e12,

@@ -44,6 +44,15 @@ def test_cpu_smoke_writes_csv_with_provenance(bench, tmp_path, capsys):
     triton_rows = [r for r in rows if r["impl"] == "triton"]
     assert all(r["config_source"] == "default" and "BLOCK_SIZE_M" in r["config"] for r in triton_rows)
     assert "triton" in capsys.readouterr().out
+    # the Triton rows also land in the shared measurement schema (calibration and replay data)
+    from accelsim import measurements
+
+    meas = measurements.read(bench.measurements_path(out))
+    assert sorted(m["shape"]["M"] for m in meas) == [1, 5] and all(m["op"] == "fused_moe" for m in meas)
+    for m in meas:
+        assert m["p20_s"] <= m["median_s"] <= m["p80_s"] and "BLOCK_SIZE_M" in m["config"]
+        assert measurements.moe_shape(m["shape"]) == {"E": shape.experts, "H": shape.hidden, "I": shape.inter,
+                                                      "top_k": shape.top_k, "M": m["shape"]["M"]}
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")

@@ -84,7 +84,8 @@ def test_moe_study_says_plainly_when_no_measurements(reports, tmp_path):
     assert "No MoE kernel measurements were found" in res.report.read_text()
 
 
-def test_moe_study_with_a_measurement_file(tmp_path):
+@pytest.mark.parametrize("tuner_keys", [False, True])  # long names, or the E/H/I/top_k/M the tuner writes
+def test_moe_study_with_a_measurement_file(tmp_path, tuner_keys):
     from accelsim import measurements
     from accelsim.ops import fused_moe_counts
 
@@ -92,8 +93,10 @@ def test_moe_study_with_a_measurement_file(tmp_path):
     for m, frac in ((16, 0.6), (16, 0.8), (256, 0.5)):  # the share of the H100 roofline each run reached
         f, b = fused_moe_counts(m, 5120, 8192, 16, 1, 2, 2)
         t = max(f / 989e12, b / 3.35e12) / frac
+        shape = ({"M": m, "H": 5120, "I": 8192, "E": 16, "top_k": 1} if tuner_keys
+                 else {"m": m, "hidden": 5120, "inter": 8192, "experts": 16, "top_k": 1})
         rows.append(measurements.row(op="fused_moe", name="triton_fused_moe", dtype="bf16", flops=f, bytes=b,
-                                     shape={"m": m, "hidden": 5120, "inter": 8192, "experts": 16, "top_k": 1},
+                                     shape=shape,
                                      config={"BLOCK_M": 64 if frac < 0.7 else 32}, median_s=t, p20_s=t, p80_s=t,
                                      reps=10, device="NVIDIA H100 80GB HBM3", device_kind="gpu"))
     measurements.write(tmp_path / "m.csv", rows)
