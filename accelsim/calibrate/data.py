@@ -94,12 +94,9 @@ def row_ops(row: Mapping[str, Any]) -> list[O.Op]:
         if kind == O.OpKind.EMBEDDING_BAG and {"samples", "lookups", "tables", "dim"} <= set(s):
             return [O.embedding_bag(name, s["samples"], s["lookups"], s["tables"], s["dim"], dtype=dt,
                                     row_bytes=b, out_bytes=b)]
-        if kind == "fused_moe":  # the tuner writes M, H, I, E, top_k; the kernel benchmark long names
-            m, hidden = s.get("M", s.get("m")), s.get("H", s.get("hidden"))
-            inter, experts = s.get("I", s.get("inter", s.get("intermediate"))), s.get("E", s.get("experts"))
-            if None not in (m, hidden, inter, experts) and "top_k" in s:
-                return O.fused_moe_ops(m, hidden, inter, experts, s["top_k"], act_bytes=2.0, weight_bytes=b,
-                                       dtype=dt)
+        if kind == "fused_moe" and (ms := M.moe_shape(s)) is not None:
+            return O.fused_moe_ops(ms["M"], ms["H"], ms["I"], ms["E"], ms["top_k"], act_bytes=2.0, weight_bytes=b,
+                                   dtype=dt)
     except (TypeError, KeyError):
         pass
     op_kind = O.OpKind(kind) if kind in O.OpKind._value2member_map_ else O.OpKind.ELEMENTWISE
@@ -109,6 +106,11 @@ def row_ops(row: Mapping[str, Any]) -> list[O.Op]:
 def rows_of(row: Mapping[str, Any]) -> float:
     """The GEMM-row count (tile-utilisation feature) of a row's main operator; inf when none."""
     return float(np.max(row_ops(row)[0].rows))
+
+
+def gather_of(row: Mapping[str, Any]) -> float:
+    """Bytes of one randomly gathered row (`Op.gather_bytes`) of a row's main operator; 0 = streaming."""
+    return float(row_ops(row)[0].gather_bytes)
 
 
 def split(rows: Sequence[Mapping[str, Any]], test_fraction: float, seed: int,

@@ -3,22 +3,34 @@
 Per operator class (an `OpKind` value, or "fused_moe"; also per dtype) the time of one call on the
 chip the measurements ran on is modelled as
 
-    t = [ max(t_c (1 + r_half / rows) / e_c, t_m / e_m) + t0 ] * exp(r(z))
+    t = [ max(t_c (1 + r_half / rows) / e_c, t_m (1 + g_half / g) / e_m) + t0 ] * exp(r(z))
     t_c = flops / peak[dtype],  t_m = bytes / mem_bw,  t_roof = max(t_c, t_m)
-    z = (log10 t_roof, log10(t_c / t_m), log10 rows)     rows: GEMM M (per expert); inf otherwise
+    z = (log10 t_roof, log10(t_c / t_m), log10 rows, log10 g)
+    rows: GEMM M (per expert); inf otherwise.  g: bytes of one randomly gathered row
+    (`Op.gather_bytes`, embedding bags: dim x row bytes); 0 for streaming access (factor 1, z = 0)
 
-Parametric part (e_c, e_m, t0, r_half): a kernel runs at a fixed fraction of the compute or memory
+Parametric part (e_c, e_m, t0, r_half, g_half): a kernel runs at a fixed fraction of the compute or memory
 peak once it is large, and pays a fixed dispatch/launch cost t0; efficiency vs size is then the
 saturating curve eff = e * x / (x + t0 e) with x the roofline time. A matrix unit (or a CPU
 micro-kernel) works on tiles of rows, so a GEMM with few rows reaches only rows / (rows + r_half)
-of the compute rate (a smooth form of `Analytical`'s tile quantisation). Four numbers with a
+of the compute rate (a smooth form of `Analytical`'s tile quantisation). A gather pays a fixed
+cost per row (index load, address arithmetic, a partly used cache line) on top of its bytes:
+per row g / (e_m bw) + g_half / (e_m bw), i.e. it reaches g / (g + g_half) of the memory rate —
+the memory-side twin of r_half, fitted only for classes that gather. Numbers with a
 physical meaning, identifiable from a handful of shapes, and they extrapolate sensibly: a shape
 larger than any measured one tends to e, a faster chip sees t0 weigh more (launch overhead does
 not shrink with FLOP/s). Fitted on log time (errors are relative) with a soft-L1 loss, so the few
 timings that another process on a shared machine disturbed do not drag the curve.
 
-Residual part r(z): what the three numbers miss (cache reuse at mid sizes, tile quantisation at
-small GEMM rows, library path switches) is smooth in log space but not parametric. It is
+Residual part r(z): what the parametric numbers miss (cache reuse at mid sizes, tile quantisation at
+small GEMM rows, library path switches) is smooth in log space but not parametric. The gathered
+row size is a coordinate because cache reuse depends on it: on the 1-thread EPYC CPU
+(hwmodels/measured/cpu-amd-epyc-1thread_default_2026-11-22.csv) bags whose rows stay in cache
+reach ~20 GB/s with 512-byte rows but ~7-10 GB/s with 128-byte rows at the same bytes, while
+bags beyond the cache run at ~6-7 GB/s for both; without the coordinate the two row sizes share
+one correction (held-out embedding-bag error, 5 seeds pooled: median 11.0% -> 7.4%, p90 43% ->
+30%). There the fit puts g_half at its lower bound (no per-row cost beyond the cache; the
+in-cache difference is the residual's), so the coordinate, not g_half, carries that gain. r(z) is
 interpolated from the training residuals by Nadaraya-Watson kernel smoothing in z (decades),
 r(z) = sum K_i r_i / (sum K_i + PRIOR_WEIGHT), K_i = exp(-|z - z_i|^2 / 2h^2) — the log-space
 interpolation AIConfigurator uses (2-neighbour inverse-distance weighting), smoothed because CPU
@@ -32,7 +44,8 @@ config-aware curve adds the configs' parameters (log2 of block sizes, warps, sta
 smoother predicts a config at an unseen shape from that config at neighbouring shapes and from
 similar configs; that is what ranks configs on held-out shapes (Spearman).
 
-z is chip-relative (roofline time and intensity relative to the ridge point), which is what lets
+z is chip-relative (roofline time and intensity relative to the ridge point; row counts and
+row bytes are properties of the operator), which is what lets
 `accelsim.calibrate.project` carry a curve to a chip that was not measured.
 """
 
@@ -53,21 +66,25 @@ BANDWIDTHS = (0.08, 0.15, 0.25, 0.4, 0.7)  # candidate kernel widths, decades
 EFF_BOUNDS = (1e-4, 4.0)  # e may exceed 1 on a CPU: operands partly in cache beat the DRAM peak
 T0_BOUNDS_S = (1e-9, 1.0)
 R_HALF_BOUNDS = (1e-3, 1e5)  # rows; the lower bound means "no row effect"
+G_HALF_BOUNDS = (1e-3, 1e5)  # bytes per gathered row; the lower bound means "no per-row cost"
 PRIOR_EFF = 0.02  # weight of ln(e) -> 0 against the log-time residuals
 ROWS_CAP = 1e6
 CFG_SCALES = (0.15, 0.3, 0.6)  # candidate decades of kernel distance per doubling of a config value
 CONFIGS = "configs"
+N_FEATURES = 4  # columns of z
 
 
-def features(t_c: ArrayLike, t_m: ArrayLike, rows: ArrayLike) -> np.ndarray:
-    """z = (log10 roofline time [s], log10 t_c/t_m clipped to +-3, log10 rows clipped to [0, 6]);
-    inputs broadcast together, output has a trailing axis of 3."""
-    t_c, t_m, rows = np.broadcast_arrays(*(np.asarray(x, dtype=np.float64) for x in (t_c, t_m, rows)))
+def features(t_c: ArrayLike, t_m: ArrayLike, rows: ArrayLike, gather: ArrayLike = 0.0) -> np.ndarray:
+    """z = (log10 roofline time [s], log10 t_c/t_m clipped to +-3, log10 rows clipped to [0, 6],
+    log10 gathered-row bytes clipped to [0, 6] (0 for streaming access)); inputs broadcast
+    together, output has a trailing axis of N_FEATURES."""
+    t_c, t_m, rows, gather = np.broadcast_arrays(*(np.asarray(x, dtype=np.float64) for x in (t_c, t_m, rows, gather)))
     t_roof = np.maximum(np.maximum(t_c, t_m), 1e-15)
     u = np.log10(t_roof)
     v = np.clip(np.log10(np.maximum(t_c, 1e-30) / np.maximum(t_m, 1e-30)), -3.0, 3.0)
     w = np.log10(np.clip(np.nan_to_num(rows, posinf=ROWS_CAP), 1.0, ROWS_CAP))
-    return np.stack([u, v, w], axis=-1)
+    g = np.log10(np.clip(gather, 1.0, ROWS_CAP))
+    return np.stack([u, v, w, g], axis=-1)
 
 
 def config_matrix(configs: Sequence[Mapping[str, Any]], keys: Sequence[str] | None = None
@@ -98,22 +115,25 @@ class Curve:
     t0_s: float
     r_half: float = 0.0  # GEMM rows at which the compute rate halves
     h: float = 0.0  # residual kernel width in decades; 0 = no residual correction
-    z: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)), repr=False)
+    z: np.ndarray = field(default_factory=lambda: np.zeros((0, N_FEATURES)), repr=False)
     r: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
     n_train: int = 0
     loo_log_err: float = float("nan")  # mean |log error| leave-one-shape-out on the training points
     cfg_keys: tuple[str, ...] = ()
     zc: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)), repr=False)
     cfg_scale: float = 0.0  # decades of kernel distance per doubling of a config parameter
+    g_half: float = 0.0  # gathered-row bytes at which a gather's memory rate halves (per-row cost)
 
-    def base_time_s(self, t_c: ArrayLike, t_m: ArrayLike, rows: ArrayLike) -> np.ndarray:
-        return _base(np.asarray(t_c), np.asarray(t_m), np.asarray(rows), self.e_c, self.e_m, self.t0_s, self.r_half)
+    def base_time_s(self, t_c: ArrayLike, t_m: ArrayLike, rows: ArrayLike, gather: ArrayLike = 0.0) -> np.ndarray:
+        return _base(np.asarray(t_c), np.asarray(t_m), np.asarray(rows), np.asarray(gather), self.e_c, self.e_m,
+                     self.t0_s, self.r_half, self.g_half)
 
     def residual(self, z: np.ndarray, config: Mapping[str, Any] | None = None) -> np.ndarray:
-        """Smoothed log residual at feature points z (..., 3) for `config` (config-aware curves)."""
+        """Smoothed log residual at feature points z (..., N_FEATURES) for `config` (config-aware
+        curves). A curve stored before z had the gather column uses the leading columns only."""
         if self.h <= 0 or len(self.r) == 0:
             return np.zeros(z.shape[:-1])
-        flat = z.reshape(-1, 3)
+        flat = z.reshape(-1, z.shape[-1])[:, :self.z.shape[1]]
         train = self.z
         if self.cfg_keys:
             if config is None:
@@ -125,12 +145,15 @@ class Curve:
         return ((k @ self.r) / (k.sum(axis=1) + PRIOR_WEIGHT)).reshape(z.shape[:-1])
 
     def time_s(self, t_c: ArrayLike, t_m: ArrayLike, rows: ArrayLike,
-               config: Mapping[str, Any] | None = None) -> np.ndarray:
-        """Predicted seconds per call for roofline terms t_c, t_m [s] and GEMM rows."""
-        return self.base_time_s(t_c, t_m, rows) * np.exp(self.residual(features(t_c, t_m, rows), config))
+               config: Mapping[str, Any] | None = None, *, gather: ArrayLike = 0.0) -> np.ndarray:
+        """Predicted seconds per call for roofline terms t_c, t_m [s], GEMM rows and the bytes of
+        one randomly gathered row (`Op.gather_bytes`; 0 = streaming access)."""
+        return (self.base_time_s(t_c, t_m, rows, gather)
+                * np.exp(self.residual(features(t_c, t_m, rows, gather), config)))
 
     def to_dict(self) -> dict[str, Any]:
-        d = {"e_c": self.e_c, "e_m": self.e_m, "t0_s": self.t0_s, "r_half": self.r_half, "h_decades": self.h,
+        d = {"e_c": self.e_c, "e_m": self.e_m, "t0_s": self.t0_s, "r_half": self.r_half, "g_half": self.g_half,
+             "h_decades": self.h,
              "n_train": self.n_train, "loo_log_err": self.loo_log_err, "z": np.round(self.z, 6).tolist(),
              "r": np.round(self.r, 6).tolist()}
         if self.cfg_keys:
@@ -139,19 +162,21 @@ class Curve:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Curve:
-        z = np.asarray(d.get("z", []), dtype=np.float64).reshape(-1, 3)
+        z = np.asarray(d.get("z", []), dtype=np.float64)
+        z = z.reshape(len(z), -1) if z.size else np.zeros((0, N_FEATURES))  # 3 columns before the gather one
         keys = tuple(d.get("cfg_keys", ()))
         zc = np.asarray(d.get("zc", []), dtype=np.float64).reshape(-1, len(keys)) if keys else np.zeros((0, 0))
         return cls(float(d["e_c"]), float(d["e_m"]), float(d["t0_s"]), float(d.get("r_half", 0.0)),
                    float(d.get("h_decades", 0.0)), z, np.asarray(d.get("r", []), dtype=np.float64),
                    int(d.get("n_train", len(z))), float(d.get("loo_log_err", math.nan)), keys, zc,
-                   float(d.get("cfg_scale", 0.0)))
+                   float(d.get("cfg_scale", 0.0)), float(d.get("g_half", 0.0)))
 
 
-def _base(t_c: np.ndarray, t_m: np.ndarray, rows: np.ndarray, e_c: float, e_m: float, t0: float,
-          r_half: float) -> np.ndarray:
+def _base(t_c: np.ndarray, t_m: np.ndarray, rows: np.ndarray, gather: np.ndarray, e_c: float, e_m: float,
+          t0: float, r_half: float, g_half: float) -> np.ndarray:
     row_factor = 1.0 + r_half / np.maximum(rows, 1.0)  # rows = inf -> 1
-    return np.maximum(t_c * row_factor / e_c, t_m / e_m) + t0
+    gather_factor = 1.0 + np.where(gather > 0, g_half / np.maximum(gather, 1e-9), 0.0)  # streaming -> 1
+    return np.maximum(t_c * row_factor / e_c, t_m * gather_factor / e_m) + t0
 
 
 def _kernel(a: np.ndarray, b: np.ndarray, h: float) -> np.ndarray:
@@ -162,55 +187,74 @@ def _kernel(a: np.ndarray, b: np.ndarray, h: float) -> np.ndarray:
 
 def fit_parametric(t_c: np.ndarray, t_m: np.ndarray, rows: np.ndarray,
                    t: np.ndarray) -> tuple[float, float, float, float]:
-    """(e_c, e_m, t0, r_half) minimising a soft-L1 loss on log(pred / measured); a few starts, best kept."""
+    """(e_c, e_m, t0, r_half) minimising a soft-L1 loss on log(pred / measured); a few starts, best
+    kept. Streaming access; `fit_parametric_gather` also fits the per-row cost of gathers."""
+    return fit_parametric_gather(t_c, t_m, rows, np.zeros_like(np.asarray(t, dtype=np.float64)), t)[:4]
+
+
+def fit_parametric_gather(t_c: np.ndarray, t_m: np.ndarray, rows: np.ndarray, gather: np.ndarray,
+                          t: np.ndarray) -> tuple[float, float, float, float, float]:
+    """(e_c, e_m, t0, r_half, g_half) as `fit_parametric`; g_half is 0 unless some point gathers."""
     from scipy.optimize import least_squares
 
     log_t = np.log(t)
-    lo = np.log([EFF_BOUNDS[0], EFF_BOUNDS[0], T0_BOUNDS_S[0], R_HALF_BOUNDS[0]])
-    hi = np.log([EFF_BOUNDS[1], EFF_BOUNDS[1], T0_BOUNDS_S[1], R_HALF_BOUNDS[1]])
+    lo = np.log([EFF_BOUNDS[0], EFF_BOUNDS[0], T0_BOUNDS_S[0], R_HALF_BOUNDS[0], G_HALF_BOUNDS[0]])
+    hi = np.log([EFF_BOUNDS[1], EFF_BOUNDS[1], T0_BOUNDS_S[1], R_HALF_BOUNDS[1], G_HALF_BOUNDS[1]])
     has_rows = bool(np.any(np.isfinite(rows) & (t_c > 0)))
+    has_gather = bool(np.any((gather > 0) & (t_m > 0)))
+    n_par = 5 if has_gather else 4  # a streaming class does not carry the unused g_half into the solver
+    lo, hi = lo[:n_par], hi[:n_par]
 
     def resid(x: np.ndarray) -> np.ndarray:
-        e_c, e_m, t0, r_half = np.exp(x)
-        fit = np.log(_base(t_c, t_m, rows, e_c, e_m, t0, r_half if has_rows else 0.0)) - log_t
+        e_c, e_m, t0, r_half, g_half = np.exp(np.append(x, 0.0) if n_par == 4 else x)
+        fit = np.log(_base(t_c, t_m, rows, gather, e_c, e_m, t0, r_half if has_rows else 0.0,
+                           g_half if has_gather else 0.0)) - log_t
         # A weak pull of both efficiencies toward 1: decides the one the data cannot (a class that is
         # memory-bound at every measured shape says nothing about e_c) and is negligible otherwise.
         return np.concatenate([fit, PRIOR_EFF * x[:2]])
 
-    def start(q_c: float | None, q_m: float | None, t0_frac: float, r_half: float) -> np.ndarray:
+    def start(q_c: float | None, q_m: float | None, t0_frac: float, r_half: float,
+              g_half: float = 1e-3) -> np.ndarray:
         # q = None starts that efficiency at 1: max() hides the term that does not bind, so the
         # starts must include each term binding on its own
         e_c = np.quantile(t_c / t, q_c) if q_c is not None and np.any(t_c > 0) else 1.0
         e_m = np.quantile(t_m / t, q_m) if q_m is not None and np.any(t_m > 0) else 1.0
-        x = np.log([max(e_c, 1e-3), max(e_m, 1e-3), max(t0_frac * t.min(), 2e-9), r_half])
-        return np.clip(x, lo + 1e-9, hi - 1e-9)
+        x = np.log([max(e_c, 1e-3), max(e_m, 1e-3), max(t0_frac * t.min(), 2e-9), r_half, g_half])
+        return np.clip(x[:n_par], lo + 1e-9, hi - 1e-9)
 
     best = None
-    for x0 in (start(0.9, 0.9, 0.5, 1e-3), start(0.9, 0.9, 0.5, 16.0), start(0.5, 0.5, 0.1, 64.0),
-               start(None, 0.5, 0.5, 16.0), start(0.5, None, 0.5, 16.0)):
+    starts = [start(0.9, 0.9, 0.5, 1e-3), start(0.9, 0.9, 0.5, 16.0), start(0.5, 0.5, 0.1, 64.0),
+              start(None, 0.5, 0.5, 16.0), start(0.5, None, 0.5, 16.0)]
+    if has_gather:  # a per-row cost of about one cache line, and of a few
+        starts += [start(None, 0.9, 0.5, 16.0, 64.0), start(None, 0.5, 0.1, 16.0, 256.0)]
+    for x0 in starts:
         res = least_squares(resid, x0, bounds=(lo, hi), loss="soft_l1", f_scale=0.05,
                             x_scale=1.0, xtol=1e-8, ftol=1e-10, max_nfev=200)
         if best is None or res.cost < best.cost:
             best = res
     assert best is not None
-    e_c, e_m, t0, r_half = np.exp(best.x)
-    return float(e_c), float(e_m), float(t0), float(r_half) if has_rows else 0.0
+    e_c, e_m, t0, r_half, g_half = np.exp(np.append(best.x, 0.0) if n_par == 4 else best.x)
+    return (float(e_c), float(e_m), float(t0), float(r_half) if has_rows else 0.0,
+            float(g_half) if has_gather else 0.0)
 
 
 def fit_curve(t_c: ArrayLike, t_m: ArrayLike, rows: ArrayLike, t: ArrayLike,
-              configs: Sequence[Mapping[str, Any]] | None = None, groups: Sequence[Any] | None = None) -> Curve:
+              configs: Sequence[Mapping[str, Any]] | None = None, groups: Sequence[Any] | None = None, *,
+              gather: ArrayLike | None = None) -> Curve:
     """Fit one curve to measured seconds `t` (1-D arrays of equal length, all t > 0).
 
     configs: one kernel config per point -> a config-aware curve; groups: the shape of each point,
-    so the residual's bandwidth is chosen leaving a whole shape out (as the held-out split does)."""
+    so the residual's bandwidth is chosen leaving a whole shape out (as the held-out split does);
+    gather: bytes of one randomly gathered row per point (`Op.gather_bytes`; None or 0 = streaming)."""
     t_c, t_m, rows, t = (np.asarray(x, dtype=np.float64).ravel() for x in (t_c, t_m, rows, t))
+    gather = np.zeros_like(t) if gather is None else np.broadcast_to(np.asarray(gather, dtype=np.float64), t.shape)
     if len(t) < MIN_POINTS:
         raise ValueError(f"a curve needs >= {MIN_POINTS} points, got {len(t)}")
     if not np.all(t > 0):
         raise ValueError("measured times must be > 0")
-    e_c, e_m, t0, r_half = fit_parametric(t_c, t_m, rows, t)
-    r = np.log(t) - np.log(_base(t_c, t_m, rows, e_c, e_m, t0, r_half))
-    z = features(t_c, t_m, rows)
+    e_c, e_m, t0, r_half, g_half = fit_parametric_gather(t_c, t_m, rows, gather, t)
+    r = np.log(t) - np.log(_base(t_c, t_m, rows, gather, e_c, e_m, t0, r_half, g_half))
+    z = features(t_c, t_m, rows, gather)
     keys, zc = config_matrix(configs) if configs else ((), np.zeros((len(t), 0)))
     group_ids = np.unique(np.asarray(groups if groups is not None else np.arange(len(t)), dtype=str),
                           return_inverse=True)[1]
@@ -226,8 +270,8 @@ def fit_curve(t_c: ArrayLike, t_m: ArrayLike, rows: ArrayLike, t: ArrayLike,
                     best = (h, scale, err)
     h, scale, err = best
     if h == 0.0:
-        return Curve(e_c, e_m, t0, r_half, n_train=len(t), loo_log_err=err)
-    return Curve(e_c, e_m, t0, r_half, h, z, r, len(t), err, keys, zc if keys else np.zeros((0, 0)), scale)
+        return Curve(e_c, e_m, t0, r_half, n_train=len(t), loo_log_err=err, g_half=g_half)
+    return Curve(e_c, e_m, t0, r_half, h, z, r, len(t), err, keys, zc if keys else np.zeros((0, 0)), scale, g_half)
 
 
 def curve_key(op_class: str, dtype: str | None = None, configs: bool = False) -> str:
@@ -237,10 +281,12 @@ def curve_key(op_class: str, dtype: str | None = None, configs: bool = False) ->
 
 def fit_curves(classes: Sequence[str], dtypes: Sequence[str], configs: Sequence[Mapping[str, Any]],
                units: Sequence[str], t_c: np.ndarray, t_m: np.ndarray, rows: np.ndarray,
-               t: np.ndarray) -> dict[str, Curve]:
+               t: np.ndarray, gather: np.ndarray | None = None) -> dict[str, Curve]:
     """Curves per class and per (class, dtype) with >= MIN_POINTS points. Where rows carry kernel
     configs, those curves describe the tuned kernel (per shape, the fastest config measured) and a
-    config-aware curve 'class|dtype|configs' is fitted on every row; `units` names each row's shape."""
+    config-aware curve 'class|dtype|configs' is fitted on every row; `units` names each row's shape;
+    `gather`: bytes per randomly gathered row of each point (None = all streaming)."""
+    gather = np.zeros(len(t)) if gather is None else np.asarray(gather, dtype=np.float64)
     groups: dict[str, list[int]] = {}
     for i, (c, d) in enumerate(zip(classes, dtypes)):
         groups.setdefault(curve_key(c), []).append(i)
@@ -257,11 +303,11 @@ def fit_curves(classes: Sequence[str], dtypes: Sequence[str], configs: Sequence[
             if "|" in key and len(idx) >= MIN_POINTS and len(fastest) >= 2:
                 sel = np.asarray(idx)
                 out[f"{key}|{CONFIGS}"] = fit_curve(t_c[sel], t_m[sel], rows[sel], t[sel], [configs[i] for i in idx],
-                                                    [units[i] for i in idx])
+                                                    [units[i] for i in idx], gather=gather[sel])
             idx = sorted(fastest.values())
         if len(idx) >= MIN_POINTS:
             sel = np.asarray(idx)
-            out[key] = fit_curve(t_c[sel], t_m[sel], rows[sel], t[sel])
+            out[key] = fit_curve(t_c[sel], t_m[sel], rows[sel], t[sel], gather=gather[sel])
     return out
 
 

@@ -133,7 +133,7 @@ class CalibratedEfficiency:
         curve = hit[1]
         t_c = op.flops / hw.peak[op.dtype]
         t_m = op.bytes / hw.mem_bw
-        t_pred = curve.time_s(t_c, t_m, op.rows)
+        t_pred = curve.time_s(t_c, t_m, op.rows, gather=op.gather_bytes)
         t_roof = np.maximum(t_c, t_m)
         work = np.maximum(t_pred - self.kernel_overhead_s, WORK_FLOOR * t_pred)
         shift = self.log_shift.get(str(op.kind), self.log_shift.get("*", 0.0))

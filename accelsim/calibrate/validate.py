@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from accelsim.calibrate.data import config_key, row_ops, rows_of, unit_key
+from accelsim.calibrate.data import config_key, gather_of, row_ops, rows_of, unit_key
 from accelsim.calibrate.fit import Curve, fit_curves, pick_curve
 from accelsim.calibrate.profile import Profile
 from accelsim.errors import UserError
@@ -102,13 +102,14 @@ def calibrate(rows: Sequence[Mapping[str, Any]], chip: Chip, train: Sequence[int
     t_c = np.asarray([r["flops"] / _peak(chip, r["dtype"]) for r in rows])
     t_m = np.asarray([r["bytes"] / chip.mem_bw_bytes_per_s for r in rows])
     g_rows = np.asarray([rows_of(r) for r in rows])
+    gather = np.asarray([gather_of(r) for r in rows])
     cls = [str(r["op"]) for r in rows]
     dts = [str(r["dtype"]) for r in rows]
     cfg = [dict(r.get("config") or {}) for r in rows]
     units = [unit_key(r) for r in rows]
     tr = np.asarray(train, dtype=int)
     curves = fit_curves([cls[i] for i in tr], [dts[i] for i in tr], [cfg[i] for i in tr], [units[i] for i in tr],
-                        t_c[tr], t_m[tr], g_rows[tr], t[tr])
+                        t_c[tr], t_m[tr], g_rows[tr], t[tr], gather[tr])
 
     hw = HwVec.from_chips([chip], shape=(1,))
     roof = np.empty(n)
@@ -124,7 +125,8 @@ def calibrate(rows: Sequence[Mapping[str, Any]], chip: Chip, train: Sequence[int
             cal[i], used[i] = ana[i], "base"
         else:
             used[i] = hit[0]
-            cal[i] = float(hit[1].time_s(t_c[i], t_m[i], g_rows[i], cfg[i] if hit[1].cfg_keys else None))
+            cal[i] = float(hit[1].time_s(t_c[i], t_m[i], g_rows[i], cfg[i] if hit[1].cfg_keys else None,
+                                         gather=gather[i]))
 
     te = np.asarray(test, dtype=int)
     report: dict[str, Any] = {"chip": chip.name, "chip_source": chip_source, "n_rows": n, "n_train": len(tr),
@@ -176,6 +178,7 @@ def _per_class(cls: list[str], tr: np.ndarray, te: np.ndarray, t: np.ndarray, ca
             entry[f"{name}median_ape"], entry[f"{name}p90_ape"] = _summary(t[sel], pred[sel])
         if c in curves:
             cv = curves[c]
-            entry["curve"] = {"e_c": cv.e_c, "e_m": cv.e_m, "t0_s": cv.t0_s, "r_half": cv.r_half, "h_decades": cv.h}
+            entry["curve"] = {"e_c": cv.e_c, "e_m": cv.e_m, "t0_s": cv.t0_s, "r_half": cv.r_half,
+                              "g_half": cv.g_half, "h_decades": cv.h}
         out[c] = entry
     return out
