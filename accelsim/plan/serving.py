@@ -12,6 +12,7 @@ the smaller layout). Raises UserError when no layout fits or meets the SLOs.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -126,6 +127,22 @@ def _fits(chip: Chip, model: LLM, par: Parallel, prec: Precision, context: int) 
     return True
 
 
+def _best(attempts: Iterable[Callable[[], dict[str, Any]]]) -> tuple[dict[str, Any] | None, UserError | None]:
+    """The prediction with the highest per-chip rate among `attempts` that do not raise, and the
+    last UserError (why a layout failed), for the caller's message when none succeeds."""
+    best, last_err = None, None
+    for attempt in attempts:
+        try:
+            r = attempt()
+        except UserError as exc:
+            last_err = exc
+            continue
+        key = "per_chip_tokens_per_s" if "per_chip_tokens_per_s" in r else "per_chip_samples_per_s"
+        if best is None or r[key] > best[key]:
+            best = r
+    return best, last_err
+
+
 def best_point(chip: Chip, model: Model, *, eff: Efficiency, dtype: str | None = None, input_len: int = 1000,
                output_len: int = 1000, max_ttft: float | None = None, max_tpot: float | None = None,
                max_latency: float | None = None, layout: Parallel | None = None) -> ServingPoint:
@@ -137,15 +154,9 @@ def best_point(chip: Chip, model: Model, *, eff: Efficiency, dtype: str | None =
         groups = ranking_groups(chip, model, dtype)
         if not groups:
             raise UserError(f"{model.name} does not fit on up to {MAX_RANKING_GROUP} x {chip.name} in {dtype}")
-        best, last_err = None, None
-        for n in groups:
-            try:
-                r = predict(chip, model, chips=n, eff=eff, dtype=dtype, max_latency=max_latency)
-            except UserError as exc:
-                last_err = exc
-                continue
-            if best is None or r["per_chip_samples_per_s"] > best["per_chip_samples_per_s"]:
-                best = r
+        best, last_err = _best(
+            (lambda n=n: predict(chip, model, chips=n, eff=eff, dtype=dtype, max_latency=max_latency))
+            for n in groups)
         if best is None:
             raise last_err or UserError(f"no layout of {model.name} on {chip.name} meets the latency SLO")
         return ServingPoint(chip.name, model.name, "ranking", 1, 1, 1, best["chips"], dtype, best["batch"],
@@ -157,16 +168,11 @@ def best_point(chip: Chip, model: Model, *, eff: Efficiency, dtype: str | None =
     if not layouts:
         raise UserError(f"{model.name} does not fit on {chip.name} in {dtype} with tp <= "
                         f"{min(chip.scale_up_domain_size, MAX_TP)} and pp <= {MAX_PP}")
-    best, last_err = None, None
-    for par in layouts:
-        try:
-            r = predict(chip, model, chips=par.chips, eff=eff, tp=par.tp, ep=par.ep, pp=par.pp, dtype=dtype,
-                        input_len=input_len, output_len=output_len, max_ttft=max_ttft, max_tpot=max_tpot)
-        except UserError as exc:
-            last_err = exc
-            continue
-        if best is None or r["per_chip_tokens_per_s"] > best["per_chip_tokens_per_s"]:
-            best = r
+    best, last_err = _best(
+        (lambda par=par: predict(chip, model, chips=par.chips, eff=eff, tp=par.tp, ep=par.ep, pp=par.pp,
+                                 dtype=dtype, input_len=input_len, output_len=output_len, max_ttft=max_ttft,
+                                 max_tpot=max_tpot))
+        for par in layouts)
     if best is None:
         assert last_err is not None
         raise UserError(f"{model.name} on {chip.name}: no layout meets the SLOs ({last_err})")

@@ -19,15 +19,14 @@ Cluster TOML (`accelsim simulate --cluster FILE`):
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 from accelsim.errors import UserError
 from accelsim.serve.failures import FailureModel
+from accelsim.spec._toml import read_user_file
 
 Router = Literal["round-robin", "least-outstanding"]
 Arrival = Literal["poisson", "gamma", "trace"]
@@ -202,13 +201,7 @@ class SimConfig:
 
 def load_cluster(path: str) -> tuple[tuple[ReplicaGroup, ...], tuple[RankingGroup, ...]]:
     """Replica groups from a cluster TOML (format in the module docstring); one-line errors."""
-    p = Path(path)
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"cluster file '{path}' does not exist") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"cluster file '{path}' is not valid TOML: {exc}") from None
+    data = read_user_file(path, "cluster file")
     unknown = set(data) - {"llm", "ranking"}
     if unknown:
         raise UserError(f"cluster file '{path}': unknown key(s) {', '.join(sorted(unknown))} "

@@ -30,15 +30,14 @@ so only up-time is exposed to failures).
 from __future__ import annotations
 
 import math
-import tomllib
 from collections.abc import Generator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
 from accelsim.errors import UserError
+from accelsim.spec._toml import read_user_file
 
 LLAMA3_CHIPS = 16_384
 LLAMA3_HOURS = 54 * 24
@@ -118,13 +117,8 @@ def load_failures(spec: str) -> FailureModel:
         return FailureModel.default()
     if spec == "none":
         return FailureModel.none()
-    path = Path(spec)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"--failures '{spec}' is neither default, none nor an existing TOML file") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"--failures file '{spec}' is not valid TOML: {exc}") from None
+    data = read_user_file(spec, "--failures file",
+                          missing=f"--failures '{spec}' is neither default, none nor an existing TOML file")
     if not data:
         raise UserError(f"--failures file '{spec}' defines no component (expected tables like [chip])")
     comps = []

@@ -40,6 +40,17 @@ def read(path: Path) -> dict[str, Any]:
         raise UserError(f"{path.name}: not valid TOML ({exc})") from None
 
 
+def read_user_file(path: str, what: str, missing: str | None = None) -> dict[str, Any]:
+    """A TOML file a user named (`what` says which, e.g. "cluster file"); one-line UserError when
+    it is missing (`missing` overrides that message) or not valid TOML."""
+    try:
+        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(missing or f"{what} '{path}' does not exist") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"{what} '{path}' is not valid TOML: {exc}") from None
+
+
 class Reader:
     """Pulls typed keys out of a TOML table; rejects unknown keys; errors name file and key."""
 
