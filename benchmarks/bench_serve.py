@@ -29,7 +29,7 @@ from accelsim.perf import HwVec
 from accelsim.predict import llm_metrics
 from accelsim.serve.cluster import simulate
 from accelsim.serve.config import ReplicaGroup, SimConfig, Traffic
-from accelsim.serve.service import precision
+from accelsim.graph import Precision
 from accelsim.spec import load_chip, load_model
 from accelsim.stacks import load_stack
 
@@ -38,7 +38,7 @@ HW, MODEL, IN, OUT, LOAD = "h100-sxm", "llama3-8b", 1000, 250, 0.8
 
 def capacity_rps(max_seqs: int = 256) -> float:
     chip, model, eff = load_chip(HW), load_model(MODEL), load_stack()
-    m = llm_metrics(HwVec.from_chips([chip], shape=(1,)), model, Parallel(), precision("bf16", None), IN, OUT,
+    m = llm_metrics(HwVec.from_chips([chip], shape=(1,)), model, Parallel(), Precision.for_serving("bf16"), IN, OUT,
                     np.asarray([float(max_seqs)]), eff)
     return float(m.throughput_replica[0]) / OUT
 
