@@ -146,6 +146,61 @@ class Failable(Protocol):
     def recover(self) -> None: ...
 
 
+class ReplicaLife:
+    """The up/down life of a replica under its failure processes, shared by every replica kind.
+
+    A subclass sets `env`, `rec` (a Recorder) and `chips`, calls `_start_life()`, and says what
+    each edge means in `_on_down(t)` and `_on_up()`. Its run loop yields `until_up()` while down and
+    `until_kicked()` while idle; `epoch` changes at every failure, so a step can tell it was cut
+    short at `failed_at`.
+    """
+
+    env: Any
+    rec: Any
+    chips: int
+
+    def _start_life(self) -> None:
+        self.up, self.epoch, self.failed_at = True, 0, 0.0
+        self._wake: Any = None
+        self._up_ev: Any = None
+
+    def kick(self) -> None:
+        """Wake the run loop if it idles (new work arrived)."""
+        if self._wake is not None:
+            self._wake.succeed()
+            self._wake = None
+
+    def until_kicked(self) -> Any:
+        self._wake = self.env.event()
+        return self._wake
+
+    def until_up(self) -> Any:
+        self._up_ev = self.env.event()
+        return self._up_ev
+
+    def fail(self, component: Component) -> None:
+        t = self.env.now
+        self.up = False
+        self.epoch += 1
+        self.failed_at = t
+        self.rec.failure(t, component.name, self.chips)
+        self._on_down(t)
+
+    def recover(self) -> None:
+        self.up = True
+        self.rec.repaired(self.env.now, self.chips)
+        if self._up_ev is not None:
+            self._up_ev.succeed()
+            self._up_ev = None
+        self._on_up()
+
+    def _on_down(self, t: float) -> None:
+        raise NotImplementedError
+
+    def _on_up(self) -> None:
+        raise NotImplementedError
+
+
 def failure_process(env: Any, target: Failable, chips: int, model: FailureModel,
                     rng: np.random.Generator) -> Generator[Any, Any, None]:
     """SimPy process: fail `target` at the superposed rate of its chips, repair, repeat."""

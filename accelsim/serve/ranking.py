@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
-from accelsim.serve.failures import Component
+from accelsim.serve.failures import ReplicaLife
 from accelsim.serve.service import RankingService
 
 if TYPE_CHECKING:
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 
 class RankingWorker:
-    """The ranking queue of one replica (`owner`: has env, up, epoch, _failed_at, chips, idle_w, kick())."""
+    """The ranking queue of one replica (`owner`: a ReplicaLife with idle_w)."""
 
     def __init__(self, owner: Any, service: RankingService, samples: int, recorder: Recorder, router: Any) -> None:
         self.owner, self.service, self.samples = owner, service, samples
@@ -53,7 +53,7 @@ class RankingWorker:
         yield env.timeout(dt)
         excess = owner.chips * (e - owner.idle_w * dt)
         if epoch != owner.epoch:  # failed mid-batch: on_down() re-routed it; the energy until then was spent
-            self.rec.step(t0, owner._failed_at, excess * (owner._failed_at - t0) / dt, 0)
+            self.rec.step(t0, owner.failed_at, excess * (owner.failed_at - t0) / dt, 0)
             return
         self.rec.step(t0, env.now, excess, 0)
         for idx in self.inflight:
@@ -72,49 +72,30 @@ class RankingWorker:
         self.router.replica_up(self)
 
 
-class RankingReplica:
+class RankingReplica(ReplicaLife):
     """A dedicated ranking replica of `chips` chips."""
 
     def __init__(self, env: Any, rid: int, chips: int, service: RankingService, samples: int,
                  recorder: Recorder, router: Any, idle_w: float) -> None:
         self.env, self.rid, self.chips, self.idle_w = env, rid, chips, idle_w
         self.rec = recorder
-        self.up, self.epoch, self._failed_at = True, 0, 0.0
+        self._start_life()
         self.worker = RankingWorker(self, service, samples, recorder, router)
-        self._wake: Any = None
-        self._up_ev: Any = None
         self.proc = env.process(self._run())
 
-    def kick(self) -> None:
-        if self._wake is not None:
-            self._wake.succeed()
-            self._wake = None
-
     def _run(self) -> Generator[Any, Any, None]:
-        env = self.env
         while True:
             if not self.up:
-                self._up_ev = env.event()
-                yield self._up_ev
+                yield self.until_up()
             elif self.worker.queue:
                 yield from self.worker.step(self)
             else:
-                self._wake = env.event()
-                yield self._wake
+                yield self.until_kicked()
 
-    def fail(self, component: Component) -> None:
-        self.up = False
-        self.epoch += 1
-        self._failed_at = self.env.now
-        self.rec.failure(self.env.now, component.name, self.chips)
+    def _on_down(self, t: float) -> None:
         self.worker.on_down()
 
-    def recover(self) -> None:
-        self.up = True
-        self.rec.repaired(self.env.now, self.chips)
-        if self._up_ev is not None:
-            self._up_ev.succeed()
-            self._up_ev = None
+    def _on_up(self) -> None:
         self.worker.on_up()
 
 

@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
-from accelsim.serve.failures import Component
+from accelsim.serve.failures import ReplicaLife
 from accelsim.serve.kv import BlockManager
 from accelsim.serve.service import LLMService
 
@@ -53,7 +53,7 @@ class Request:
         return self.input_len + self.output_len - 1
 
 
-class LLMReplica:
+class LLMReplica(ReplicaLife):
     """One replica of `chips` chips. `router.dispatch(req)` re-routes requests of a failed replica."""
 
     def __init__(self, env: Any, rid: int, chips: int, service: LLMService, kv_blocks: int, block_size: int,
@@ -73,11 +73,7 @@ class LLMReplica:
         self.n_dec = 0
         self.a_sum = 0  # sum over decoding requests of (prompt - s0 + 1): contexts sum to a_sum + n_dec * step
         self.step_no = 0
-        self.up = True
-        self.epoch = 0
-        self._wake: Any = None
-        self._up_ev: Any = None
-        self._failed_at = 0.0
+        self._start_life()
         self.proc = env.process(self._run())
 
     # ---- the router's side ----------------------------------------------------------------------
@@ -91,11 +87,6 @@ class LLMReplica:
         self.router.load[self.rid] += 1
         self.kick()
 
-    def kick(self) -> None:
-        if self._wake is not None:
-            self._wake.succeed()
-            self._wake = None
-
     # ---- the process --------------------------------------------------------------------------
     def _run(self) -> Generator[Any, Any, None]:
         env, rec, kv = self.env, self.rec, self.kv
@@ -103,8 +94,7 @@ class LLMReplica:
         chips, idle_w, cap_w = self.chips, self.idle_w, self.cap_w
         while True:
             if not self.up:
-                self._up_ev = env.event()
-                yield self._up_ev
+                yield self.until_up()
                 continue
             if self.ranking is not None and self.ranking.queue:
                 yield from self.ranking.step(self)
@@ -121,8 +111,7 @@ class LLMReplica:
                     chunks = self._schedule()
             n = self.n_dec
             if not chunks and not n:
-                self._wake = env.event()
-                yield self._wake
+                yield self.until_kicked()
                 continue
             p_tok = p_ctx = 0
             for req, c in chunks:
@@ -135,7 +124,7 @@ class LLMReplica:
             yield timeout(dt)
             excess = chips * (e - idle_w * dt)
             if epoch != self.epoch:  # failed mid-step: the work is lost, the energy until then was spent
-                rec.step(t0, self._failed_at, excess * (self._failed_at - t0) / dt, 0)
+                rec.step(t0, self.failed_at, excess * (self.failed_at - t0) / dt, 0)
                 continue
             t = env.now
             rec.step(t0, t, excess, self._commit(chunks, t, fill(p_tok, p_ctx) if p_tok else 0.0))
@@ -250,13 +239,8 @@ class LLMReplica:
         self.rec.finished(req.idx, t, self.rid, now)
 
     # ---- failures -----------------------------------------------------------------------------
-    def fail(self, component: Component) -> None:
+    def _on_down(self, t: float) -> None:
         """The replica drops out: every request on it is retried from scratch elsewhere."""
-        t = self.env.now
-        self.up = False
-        self.epoch += 1
-        self._failed_at = t
-        self.rec.failure(t, component.name, self.chips)
         self.router.replica_down(self)
         s = self.step_no
         reqs = [*self.running, *self.waiting]
@@ -276,12 +260,7 @@ class LLMReplica:
         if self.ranking is not None:
             self.ranking.on_down()
 
-    def recover(self) -> None:
-        self.up = True
-        self.rec.repaired(self.env.now, self.chips)
-        if self._up_ev is not None:
-            self._up_ev.succeed()
-            self._up_ev = None
+    def _on_up(self) -> None:
         self.router.replica_up(self)
         if self.ranking is not None:
             self.ranking.on_up()
