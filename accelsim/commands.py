@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from accelsim.errors import UserError
+from accelsim.efficiency import efficiency_from_args, parse_what_if
 
 _DTYPES = ("bf16", "fp8", "fp4")
 
@@ -116,36 +116,6 @@ def _wl_show(args: argparse.Namespace) -> int:
         for k, v in d.items():
             print(f"  {k:26s} {v}")
     return 0
-
-
-def parse_what_if(text: str | None) -> dict[str, float]:
-    """`mem_bw=2,flops=0.5` → {'mem_bw': 2.0, 'flops': 0.5}; one-line errors otherwise."""
-    out: dict[str, float] = {}
-    for part in filter(None, (text or "").split(",")):
-        key, sep, val = part.partition("=")
-        if not sep or key.strip() not in ("mem_bw", "flops", "capacity", "tdp"):
-            raise UserError(f"--what-if '{part}' must be KEY=FACTOR with KEY one of mem_bw, flops, capacity, tdp")
-        try:
-            out[key.strip()] = float(val)
-        except ValueError:
-            raise UserError(f"--what-if '{part}': factor '{val}' is not a number") from None
-    return out
-
-
-def efficiency_from_args(fidelity: str = "analytical", stack: str | None = None, calibration: str | None = None) -> Any:
-    """The efficiency model a command asked for: roofline, a software stack, or a calibration profile."""
-    from accelsim.perf import Roofline
-    from accelsim.stacks import DEFAULT_STACK, load_stack
-
-    if calibration:
-        try:
-            from accelsim.calibrate.profile import load_profile
-        except ModuleNotFoundError:
-            raise UserError("--calibration needs the calibrate module, which is not installed") from None
-        return load_profile(calibration, base=load_stack(stack or DEFAULT_STACK))
-    if fidelity == "roofline":
-        return Roofline()
-    return load_stack(stack or DEFAULT_STACK)
 
 
 def _predict(args: argparse.Namespace) -> int:

@@ -126,7 +126,7 @@ def catalog_model(name: str) -> Model:
 
 @cache
 def efficiency(fidelity: str) -> Efficiency:
-    from accelsim.commands import efficiency_from_args
+    from accelsim.efficiency import efficiency_from_args
 
     return efficiency_from_args(fidelity)
 

@@ -59,7 +59,7 @@ def _pue_range(text: str | None) -> tuple[float, float] | None:
 
 def _plan(args: argparse.Namespace) -> int:
     from accelsim.cli import print_json
-    from accelsim.commands import efficiency_from_args, parse_what_if
+    from accelsim.efficiency import efficiency_from_args, parse_what_if
     from accelsim.errors import UserError
     from accelsim.graph import Parallel
     from accelsim.plan.planner import plan

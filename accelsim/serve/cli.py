@@ -153,7 +153,7 @@ def _rate(args: argparse.Namespace) -> float:
 
 def _simulate(args: argparse.Namespace) -> int:
     from accelsim.cli import print_json
-    from accelsim.commands import efficiency_from_args
+    from accelsim.efficiency import efficiency_from_args
     from accelsim.serve.cluster import simulate
 
     cfg = _config(args)

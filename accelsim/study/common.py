@@ -81,7 +81,7 @@ class Params:
         return [load_model(n) for n in self.list(key)]
 
     def efficiency(self) -> Efficiency:
-        from accelsim.commands import efficiency_from_args
+        from accelsim.efficiency import efficiency_from_args
 
         cal = self.p.get("calibration") or None
         return efficiency_from_args(self.str("fidelity", "analytical"), self.p.get("stack") or None, cal)
