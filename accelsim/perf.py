@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 
@@ -30,6 +30,11 @@ class Fidelity(StrEnum):
     ANALYTICAL = "analytical"  # peaks x documented efficiency curves x software-stack factor
     CALIBRATED = "calibrated"  # efficiencies fitted to measured kernels
     MEASURED = "measured"  # a measurement, not a prediction
+
+
+# What bounds a step: the largest term of its time (`Cost.bound`).
+Bound = Literal["compute", "memory", "communication", "overhead"]
+BOUNDS: tuple[Bound, ...] = ("compute", "memory", "communication", "overhead")
 
 
 @dataclass(frozen=True)
@@ -154,7 +159,7 @@ class Cost:
     def bound(self) -> np.ndarray:
         """'compute', 'memory', 'communication' or 'overhead': the largest share of the time."""
         parts = np.stack(np.broadcast_arrays(self.compute_s, self.memory_s, self.comm_s, self.overhead_s))
-        return np.asarray(["compute", "memory", "communication", "overhead"])[np.argmax(parts, axis=0)]
+        return np.asarray(BOUNDS)[np.argmax(parts, axis=0)]
 
     def utilisation(self, hw: HwVec, dtype: str) -> tuple[F, F]:
         """Average fraction of peak FLOP/s and of peak bandwidth used over the whole time."""

@@ -59,7 +59,7 @@ def evaluate(stack: Analytical, points: list[PublishedPoint] | None = None) -> l
     chip = load_chip("h100-sxm")
     rows = []
     for p in points or published_h100_points():
-        r = predict(chip, load_model(p.model), chips=p.tp, eff=stack, dtype="fp8",
+        r = predict(chip, load_model(p.model), chips=p.tp, tp=p.tp, eff=stack, dtype="fp8",
                     input_len=p.input_len, output_len=p.output_len)
         pred = r["throughput_tokens_per_s"]
         rows.append({"model": p.model, "tp": p.tp, "input_len": p.input_len, "output_len": p.output_len,
