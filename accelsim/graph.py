@@ -4,9 +4,11 @@ LLM steps: `prefill` (a chunk of `tokens` prompt tokens attending on average to 
 positions) and `decode` (a batch of `tokens` sequences, one new token each, at `context`).
 Ranking steps: a batch of samples through embedding bags, bottom MLP, interaction and top MLP.
 
-Sharding (per replica of tp x pp chips): attention heads and dense FFNs split tp ways; experts
-split ep ways (ep divides tp) and each expert's FFN tp/ep ways; layers split pp ways. TP ends
-attention and FFN with an all-reduce; EP moves routed tokens with an all-to-all each way.
+Sharding (per replica of tp x dp x pp chips): attention heads and dense FFNs split tp ways; with
+attention data parallelism (dp > 1) the replica's tokens split dp ways over dp groups of tp chips,
+each holding the attention and dense weights; experts split ep ways (ep divides tp x dp) and each
+expert's FFN tp x dp / ep ways; layers split pp ways. TP ends attention and FFN with an all-reduce;
+EP moves routed tokens with an all-to-all each way.
 `tokens` and `context` may be arrays: the operators carry the broadcast shape.
 """
 
@@ -31,13 +33,19 @@ class Parallel:
     tp: int = 1
     ep: int = 1
     pp: int = 1
+    dp: int = 1  # attention data parallel: tp groups that each run attention on their own sequences
 
     @property
     def chips(self) -> int:
-        return self.tp * self.pp
+        return self.tp * self.dp * self.pp
+
+    @property
+    def moe_group(self) -> int:
+        """Chips of one pipeline stage, over which the experts are spread (tp x dp)."""
+        return self.tp * self.dp
 
     def validate(self, model: LLM) -> None:
-        for key in ("tp", "ep", "pp"):
+        for key in ("tp", "ep", "pp", "dp"):
             if getattr(self, key) < 1:
                 raise UserError(f"--{key} must be >= 1, got {getattr(self, key)}")
         if model.num_heads % self.tp:
@@ -50,8 +58,12 @@ class Parallel:
         if self.ep > 1:
             if model.moe is None:
                 raise UserError(f"--ep {self.ep} needs an MoE model; {model.name} is dense")
-            if self.tp % self.ep:
-                raise UserError(f"--ep {self.ep} must divide --tp {self.tp} (experts are spread over the TP group)")
+            if self.dp > 1 and self.ep != self.moe_group:
+                raise UserError(f"with --attention-dp, --ep {self.ep} must equal tp x dp = {self.moe_group} "
+                                "(experts are spread over every chip of the stage)")
+            if self.moe_group % self.ep:
+                raise UserError(f"--ep {self.ep} must divide --tp {self.tp} (experts are spread over the TP group); "
+                                "for wider EP add --attention-dp")
             if model.moe.num_experts % self.ep:
                 raise UserError(f"--ep {self.ep} does not divide the {model.moe.num_experts} experts of {model.name}")
 

@@ -115,6 +115,11 @@ class LLM:
     def active_params(self) -> int:
         return self._params(self.moe.top_k if self.moe else 0)
 
+    @property
+    def routed_expert_params(self) -> int:
+        """Parameters of the routed experts (what expert parallelism spreads over chips)."""
+        return self.total_params - self._params(0)
+
     # ---- KV cache -----------------------------------------------------------------------------
     def kv_elems_per_token_per_layer(self) -> int:
         """KV-cache elements one token adds to one layer (all heads, before TP sharding)."""
