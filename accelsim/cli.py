@@ -21,6 +21,7 @@ from accelsim.errors import UserError
 COMMAND_MODULES = (
     "accelsim.commands",  # hw, workloads, predict
     "accelsim.calibrate.cli",  # measure, calibrate
+    "accelsim.gpudata.cli",  # import
     "accelsim.tune.cli",  # tune
     "accelsim.serve.cli",  # simulate
     "accelsim.plan.cli",  # plan

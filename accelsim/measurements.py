@@ -111,19 +111,40 @@ def write(path: str | os.PathLike[str], rows: Iterable[Mapping[str, Any]]) -> in
     from accelsim.io import atomic_open
 
     rows = [row(**r) for r in rows]
+    if str(path).endswith(".gz"):  # compressed: imported databases are large and repetitive
+        import gzip
+        import io
+
+        with atomic_open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz, \
+                io.TextIOWrapper(gz, encoding="utf-8", newline="") as fh:
+            _write_rows(fh, rows)
+        return len(rows)
     with atomic_open(path, "w", encoding="utf-8", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=FIELDS)
-        w.writeheader()
-        w.writerows(rows)
+        _write_rows(fh, rows)
     return len(rows)
 
 
+def _write_rows(fh: Any, rows: list[dict[str, Any]]) -> None:
+    w = csv.DictWriter(fh, fieldnames=FIELDS)
+    w.writeheader()
+    w.writerows(rows)
+
+
+def _open_text(p: Path) -> Any:
+    if p.suffix == ".gz":
+        import gzip
+
+        return gzip.open(p, "rt", newline="", encoding="utf-8")
+    return p.open(newline="", encoding="utf-8")
+
+
 def read(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Read a measurement CSV; numbers parsed, shape/config decoded; bad files are a UserError."""
+    """Read a measurement CSV (gzip-compressed when it ends in .gz); numbers parsed, shape/config
+    decoded; bad files are a UserError."""
     p = Path(path)
     if not p.is_file():
         raise UserError(f"measurement file '{path}' does not exist")
-    with p.open(newline="", encoding="utf-8") as fh:
+    with _open_text(p) as fh:
         reader = csv.DictReader(fh)
         missing = set(FIELDS) - set(reader.fieldnames or ())
         if missing:

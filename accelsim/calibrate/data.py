@@ -84,10 +84,21 @@ def row_ops(row: Mapping[str, Any]) -> list[O.Op]:
     when the shape keys are not ones the constructors take."""
     s, dt, name = row["shape"], row["dtype"], row["name"]
     b = DTYPE_BYTES.get(dt, 2.0)
+    # 8-bit and narrower weights meet bf16 activations and write bf16 (as accelsim.graph lowers them)
+    a = b if b >= 2.0 else 2.0
     kind = row["op"]
     try:
         if kind == O.OpKind.GEMM and {"m", "n", "k"} <= set(s):
-            return [O.gemm(name, s["m"], s["n"], s["k"], dtype=dt, a_bytes=b, w_bytes=b, out_bytes=b)]
+            return [O.gemm(name, s["m"], s["n"], s["k"], dtype=dt, a_bytes=a, w_bytes=b, out_bytes=a)]
+        if kind == "fused_moe" and {"tp", "ep"} <= set(s) and (ms := M.moe_shape(s)) is not None:
+            return moe_rank_ops(ms, int(s["tp"]), int(s["ep"]), dtype=dt)
+        if kind in (O.OpKind.ATTN_PREFILL, O.OpKind.ATTN_DECODE) and {"batch", "seq", "heads"} <= set(s):
+            return [attention_op(kind, s, dt)]
+        if kind in (O.OpKind.ALL_REDUCE, O.OpKind.ALL_TO_ALL) and {"bytes", "group"} <= set(s):
+            fn = O.all_reduce if kind == O.OpKind.ALL_REDUCE else O.all_to_all
+            return [fn(name, s["bytes"], int(s["group"]), dtype="bf16")]
+        if kind == O.OpKind.ELEMENTWISE and {"elems", "bytes_per_elem"} <= set(s):
+            return [O.elementwise(name, s["elems"], dtype=dt, bytes_per_elem=s["bytes_per_elem"])]
         if kind == O.OpKind.GROUPED_GEMM and {"tokens", "n", "k", "experts"} <= set(s):
             return [O.grouped_gemm(name, s["tokens"], s["n"], s["k"], s["experts"], dtype=dt, a_bytes=b,
                                    w_bytes=b, out_bytes=b)]
@@ -101,6 +112,31 @@ def row_ops(row: Mapping[str, Any]) -> list[O.Op]:
         pass
     op_kind = O.OpKind(kind) if kind in O.OpKind._value2member_map_ else O.OpKind.ELEMENTWISE
     return [O.Op(op_kind, name, dt, np.asarray(float(row["flops"])), np.asarray(float(row["bytes"])))]
+
+
+def moe_rank_ops(shape: Mapping[str, Any], tp: int, ep: int, *, dtype: str) -> list[O.Op]:
+    """A fused-MoE layer on one rank of a tp x ep expert group (accelsim.graph's sharding, no
+    imbalance): the rank's share M/ep of the routed tokens, each expert's FFN split tp ways, the
+    experts the batch touches spread over the ep ranks. shape: `measurements.MOE_SHAPE_KEYS`."""
+    e, k, m = shape["E"], shape["top_k"], shape["M"]
+    active = np.minimum(O.expected_experts_hit(m, e, k) / ep, e / ep)
+    return O.fused_moe_ops(np.asarray(m, dtype=np.float64) / ep, shape["H"], shape["I"] / tp, e, k, act_bytes=2.0,
+                           weight_bytes=DTYPE_BYTES.get(dtype, 2.0), dtype=dtype, experts_active=active)
+
+
+def attention_op(kind: str, s: Mapping[str, Any], dtype: str) -> O.Op:
+    """An attention row's operator: `batch` sequences of `seq` positions (prefill: all new, causal,
+    so a token attends to seq/2 on average; decode: one new token over seq cached positions), a
+    sliding `window` (> 0) caps the span as accelsim.graph caps local layers."""
+    hd, kvh = s.get("head_dim", 128), s.get("kv_heads", s["heads"])
+    span = s["seq"] / 2 if kind == O.OpKind.ATTN_PREFILL else s["seq"]
+    if s.get("window", 0):
+        span = min(span, s["window"])
+    kw = dict(heads=s["heads"], qk_dim=hd, v_dim=hd, kv_elems_per_token=2 * kvh * hd, dtype=dtype, act_bytes=2.0,
+              kv_bytes=DTYPE_BYTES.get(dtype, 2.0))
+    if kind == O.OpKind.ATTN_PREFILL:
+        return O.attention_prefill("attention", s["batch"] * s["seq"], span, **kw)
+    return O.attention_decode("attention", s["batch"], span, **kw)
 
 
 def rows_of(row: Mapping[str, Any]) -> float:
