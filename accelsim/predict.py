@@ -214,6 +214,7 @@ class LLMPrediction(_Prediction):
     decode: Cost  # one decode step of the replica's busiest chip
     prefill: Cost  # one prefill chunk
     memory: MemoryPlan
+    modes: Modes = PLAIN
     kind: ClassVar[Kind] = "llm"
     unit: ClassVar[str] = "tokens"
 
@@ -225,6 +226,11 @@ class LLMPrediction(_Prediction):
     @property
     def prefill_bound(self) -> str:
         return str(self.prefill.bound)
+
+    @property
+    def shares(self) -> dict[str, float]:
+        """Time shares of the decode step (`time_shares`)."""
+        return time_shares(self.decode)
 
     @property
     def tp(self) -> int:
@@ -246,7 +252,8 @@ class LLMPrediction(_Prediction):
         total, chips = self.throughput, self.chips
         return {
             "hw": self.chip.name, "model": self.model.name, "chips": chips, "tp": self.tp, "ep": self.ep,
-            "pp": self.pp, "replicas": self.replicas, "dtype": self.dtype, "kv_dtype": self.precision.kv,
+            "pp": self.pp, "dp": self.layout.dp, "replicas": self.replicas, "dtype": self.dtype,
+            "kv_dtype": self.precision.kv,
             "compute_dtype": self.chip.compute_dtype(self.dtype),
             "input_len": self.input_len, "output_len": self.output_len,
             "batch": self.batch,
@@ -257,8 +264,9 @@ class LLMPrediction(_Prediction):
             "joules_per_token": self.joules_per_unit,
             "bound": self.bound,
             "prefill_bound": self.prefill_bound,
-            "decode_time_shares": time_shares(self.decode),
+            "decode_time_shares": self.shares,
             "memory": self.memory.to_dict(),
+            "modes": self.modes.to_dict(),
             "fidelity": str(self.fidelity),
             "assumed_hw_values": self.assumed_hw_values,
             "what_if": self.what_if,
@@ -286,6 +294,11 @@ class RankingPrediction(_Prediction):
     def shards(self) -> int:
         return self.layout.shards
 
+    @property
+    def shares(self) -> dict[str, float]:
+        """Time shares of the batch step (`time_shares`)."""
+        return time_shares(self.step)
+
     def layout_kwargs(self) -> dict[str, int]:
         return {"shards": self.shards}
 
@@ -300,7 +313,7 @@ class RankingPrediction(_Prediction):
             "power_w": self.power_w, "total_power_w": self.power_w * chips,
             "joules_per_sample": self.joules_per_unit,
             "bound": self.bound,
-            "step_time_shares": time_shares(self.step),
+            "step_time_shares": self.shares,
             "fidelity": str(self.fidelity),
             "assumed_hw_values": self.assumed_hw_values,
             "what_if": self.what_if,
@@ -314,8 +327,10 @@ def predict(chip: Chip, model: Model, *, chips: int, eff: Efficiency, tp: int | 
             ep: int | None = None, pp: int | None = None, shards: int | None = None, dtype: ServingDtype = "bf16",
             kv_dtype: ServingDtype | None = None, input_len: int = 1000, output_len: int = 1000,
             batch: int | None = None, max_ttft: float | None = None, max_tpot: float | None = None,
-            max_latency: float | None = None) -> Prediction:
+            max_latency: float | None = None, modes: Modes = PLAIN, attention_dp: bool = False) -> Prediction:
     """The best operating point of `model` on `chips` x `chip` (`accelsim predict`).
+    `modes`: speculative decoding, prefix hits, image tokens; `attention_dp`: attention data parallel
+    with wide EP (searched, or with tp/ep pinned: dp = ep / tp).
 
     LLM: with none of tp / ep / pp the replica layout is searched (`accelsim.search`: layouts whose
     chips divide `chips`); any of them pins it (tp defaults to chips / pp, ep and pp to 1).
@@ -328,11 +343,14 @@ def predict(chip: Chip, model: Model, *, chips: int, eff: Efficiency, tp: int | 
     if chips < 1:
         raise UserError(f"--chips must be >= 1, got {chips}")
     q = Query(model, eff, dtype, kv_dtype=kv_dtype, input_len=input_len, output_len=output_len, batch=batch,
-              max_ttft=max_ttft, max_tpot=max_tpot, max_latency=max_latency)
+              max_ttft=max_ttft, max_tpot=max_tpot, max_latency=max_latency, modes=modes,
+              attention_dp=attention_dp)
     layout: Layout | None = None
     if isinstance(model, Ranking):
         layout = RankingLayout(shards) if shards is not None else None
     elif (tp, ep, pp) != (None, None, None):
         pp = pp or 1
-        layout = Parallel(tp=tp if tp is not None else max(chips // pp, 1), ep=ep or 1, pp=pp)
+        t = tp if tp is not None else (1 if attention_dp else max(chips // pp, 1))
+        e = ep or (chips // pp if attention_dp else 1)
+        layout = Parallel(tp=t, ep=e, pp=pp, dp=max(e // t, 1) if attention_dp else 1)
     return best(chip, q, total_chips=chips, layout=layout)

@@ -26,6 +26,7 @@ import numpy as np
 from accelsim.errors import UserError
 from accelsim.graph import Parallel, Precision
 from accelsim.memory import MemoryPlan, plan_llm, ranking_capacity_check
+from accelsim.modes import PLAIN, Modes
 from accelsim.perf import Cost, Efficiency, HwVec
 from accelsim.predict import (
     MAX_BATCH,
@@ -70,6 +71,8 @@ class Query:
     max_ttft: float | None = None
     max_tpot: float | None = None
     max_latency: float | None = None
+    modes: Modes = PLAIN  # speculative decoding, prefix hits, image tokens (accelsim.modes)
+    attention_dp: bool = False  # also try attention-DP layouts with experts over every chip (wide EP)
 
     def __post_init__(self) -> None:
         for name, d in (("--dtype", self.dtype), ("--kv-dtype", self.kv_dtype)):
@@ -88,7 +91,7 @@ class Query:
 
     @property
     def context(self) -> int:
-        return self.input_len + self.output_len
+        return self.modes.prompt_len(self.input_len) + self.output_len
 
 
 def query(model: Model, eff: Efficiency, dtype: ServingDtype | None = None, **kw: Any) -> Query:
@@ -160,7 +163,8 @@ def describe(layout: Layout) -> str:
     """'tp=8 ep=1 pp=1' or 'shards=8'."""
     if isinstance(layout, RankingLayout):
         return f"shards={layout.shards}"
-    return f"tp={layout.tp} ep={layout.ep} pp={layout.pp}"
+    dp = f" dp={layout.dp}" if layout.dp > 1 else ""
+    return f"tp={layout.tp} ep={layout.ep} pp={layout.pp}{dp}"
 
 
 def _chunk(task: tuple[Sequence[Chip], Query, Layout, int | None]) -> list[Outcome]:
@@ -190,7 +194,8 @@ def candidates(chip: Chip, q: Query, *, total_chips: int | None = None, layout: 
         layout.validate(model)
         _check_divides(total_chips, layout.chips, "tp x pp")
         return [layout]
-    return llm_candidates(chip, model, q.precision, q.context, total_chips, tp)
+    q.modes.validate(model)
+    return llm_candidates(chip, model, q.precision, q.context, total_chips, tp, attention_dp=q.attention_dp)
 
 
 def _check_divides(total: int | None, unit: int, what: str) -> None:
@@ -211,8 +216,10 @@ def _valid(par: Parallel, model: LLM) -> bool:
 
 
 def llm_candidates(chip: Chip, model: LLM, prec: Precision, context: int, total_chips: int | None = None,
-                   tp: int | None = None) -> list[Layout]:
-    """LLM layouts that fit (module doc); `tp` pins the tensor-parallel size and searches ep."""
+                   tp: int | None = None, *, attention_dp: bool = False) -> list[Layout]:
+    """LLM layouts that fit (module doc); `tp` pins the tensor-parallel size and searches ep.
+    attention_dp (MoE): after them, tp x dp groups with attention data parallel over dp = 2, 4, ...
+    and the experts over all tp x dp chips of the scale-up domain (wide EP)."""
     divides = lambda n: total_chips is None or total_chips % n == 0
     if tp is not None:
         Parallel(tp=tp).validate(model)
@@ -225,6 +232,10 @@ def llm_candidates(chip: Chip, model: LLM, prec: Precision, context: int, total_
     for t in tps:
         eps = [1] + ([e for e in _pow2(t)[1:] if model.moe.num_experts % e == 0] if model.moe else [])
         tried += [Parallel(tp=t, ep=e) for e in eps]
+    if attention_dp and model.moe is not None:
+        dom = min(chip.scale_up_domain_size, MAX_TP)
+        tried += [Parallel(tp=t, ep=t * d, dp=d) for t in tps for d in _pow2(dom // t)[1:]
+                  if divides(t * d) and model.moe.num_experts % (t * d) == 0]
     fits, err = _fitting(chip, model, prec, context, tried)
     if fits:
         return fits
@@ -297,12 +308,13 @@ def evaluate_llm(chips: Sequence[Chip], q: Query, par: Parallel, total_chips: in
             own.append(np.zeros(0))
             continue
         plans.append(mem)
-        own.append(np.asarray([float(q.batch)]) if q.batch else batch_candidates(min(mem.max_batch, MAX_BATCH)))
+        limit = min(mem.max_batch, MAX_BATCH * par.dp)  # the engine limit holds per attention-DP group
+        own.append(np.asarray([float(q.batch)]) if q.batch else batch_candidates(limit))
     cands = np.unique(np.concatenate([*own, [float(q.batch or 1)]]))
     mask = np.stack([np.isin(cands, o) for o in own])
     shape = (len(chips), cands.size)
     hw = HwVec.from_chips(list(chips), shape=(len(chips), 1))
-    m = llm_metrics(hw, model, par, prec, q.input_len, q.output_len, cands[None, :], q.eff)
+    m = llm_metrics(hw, model, par, prec, q.input_len, q.output_len, cands[None, :], q.eff, q.modes)
     ttft, tpot = np.broadcast_to(m.ttft_s, shape), np.broadcast_to(m.tpot_s, shape)
     thr, power = np.broadcast_to(m.throughput_replica, shape), np.broadcast_to(m.power_w, shape)
     ok = mask.copy()
@@ -327,7 +339,7 @@ def evaluate_llm(chips: Sequence[Chip], q: Query, par: Parallel, total_chips: in
             rate_per_chip=float(thr[k, i]) / par.chips, power_w=float(power[k, i]), fidelity=q.eff.fidelity,
             model=model, layout=par, input_len=q.input_len, output_len=q.output_len, ttft_s=float(ttft[k, i]),
             tpot_s=float(tpot[k, i]), decode=_at(m.decode, shape, (k, i)), prefill=_at(m.prefill, shape, (k, i)),
-            memory=mem))
+            memory=mem, modes=q.modes))
     return out
 
 
