@@ -23,6 +23,7 @@ from accelsim.errors import UserError
 from accelsim.graph import Parallel, Precision, llm_ops, ranking_ops
 from accelsim.memory import MemoryPlan
 from accelsim.modes import PLAIN, Modes, decode_step, prefill_shape, vision_cost
+from accelsim.ops import Op
 from accelsim.perf import Cost, Efficiency, Fidelity, HwVec, cost
 from accelsim.power import chip_power_w
 from accelsim.spec.chip import Chip, ServingDtype
@@ -248,6 +249,15 @@ class LLMPrediction(_Prediction):
         """`predict` keywords that pin this layout."""
         return {"tp": self.tp, "ep": self.ep, "pp": self.pp}
 
+    def step_ops(self) -> dict[str, list[Op]]:
+        """The operators of the costed steps, lowered as `llm_metrics` lowers them in plain serving:
+        'decode' (batch / pp sequences at the average context) and 'prefill' (one chunk of prompts)."""
+        b, i, par = float(self.batch), self.input_len, self.layout
+        chunk = min(b * i, CHUNK_TOKENS)
+        return {"decode": llm_ops(self.model, par, self.precision, "decode", b / par.pp, i + self.output_len / 2),
+                "prefill": llm_ops(self.model, par, self.precision, "prefill", chunk, i / 2,
+                                   prefill_sequences=chunk / i)}
+
     def to_dict(self) -> dict[str, Any]:
         total, chips = self.throughput, self.chips
         return {
@@ -301,6 +311,10 @@ class RankingPrediction(_Prediction):
 
     def layout_kwargs(self) -> dict[str, int]:
         return {"shards": self.shards}
+
+    def step_ops(self) -> dict[str, list[Op]]:
+        """The operators of the costed batch step on one chip."""
+        return {"ranking": ranking_ops(self.model, self.shards, self.precision, float(self.batch))}
 
     def to_dict(self) -> dict[str, Any]:
         total, chips = self.throughput, self.chips

@@ -237,8 +237,11 @@ def llm_candidates(chip: Chip, model: LLM, prec: Precision, context: int, total_
         tried += [Parallel(tp=t, ep=t * d, dp=d) for t in tps for d in _pow2(dom // t)[1:]
                   if divides(t * d) and model.moe.num_experts % (t * d) == 0]
     fits, err = _fitting(chip, model, prec, context, tried)
-    if fits:
-        return fits
+    if fits or tp is not None:  # a pinned tp is a replica of tp chips: no pipeline stages added
+        if fits:
+            return fits
+        assert err is not None
+        raise err
     pps = [Parallel(tp=tps[-1], pp=p) for p in _pow2(min(MAX_PP, model.num_layers))[1:] if divides(tps[-1] * p)]
     for par in pps:
         fits, err = _fitting(chip, model, prec, context, [par])

@@ -4,10 +4,10 @@ No Dash here: the app's callbacks hand the raw control values to `parse_controls
 functions take the result, so everything below is testable without a browser. Bad values raise
 `UserError` with a one-line message that the page shows in place of a plot.
 
-Parallelism: one replica of `tp` chips (pipeline depth 1). With TP on "auto" each chip gets the
-TP from `TP_CHOICES` with the highest per-chip throughput that fits, so that chips with less
-memory are compared at the TP they would really be deployed at. MoE models spread their experts
-over gcd(tp, experts) ranks. Ranking models use the same choice as the number of table shards.
+Parallelism: one replica, chosen by `accelsim.search` exactly as `accelsim plan` chooses it. With TP
+on "auto" the whole layout is searched (so chips with less memory are compared at the layout they
+would really be deployed at); a TP value pins tensor parallelism and searches expert parallelism.
+Ranking models take the TP value as the number of chips sharing the tables.
 """
 
 from __future__ import annotations
@@ -20,11 +20,13 @@ from typing import Any
 
 from accelsim.errors import UserError, unknown_name
 from accelsim.perf import Efficiency
+from accelsim.predict import Prediction
 from accelsim.spec import LLM, Chip, Model, list_chips, list_models, load_chip, load_model
+from accelsim.spec.chip import SERVING_DTYPES, WHAT_IF_KEYS
 
-DTYPES = ("bf16", "fp8", "fp4")
+DTYPES = SERVING_DTYPES
 FIDELITIES = ("analytical", "roofline")
-TP_CHOICES = (1, 2, 4, 8, 16, 32, 64)
+TP_CHOICES = (1, 2, 4, 8, 16, 32, 64)  # the TP dropdown's values besides "auto"
 SCALE_RANGE = (0.25, 4.0)  # what-if multipliers the sliders offer (and the only ones accepted)
 PUE_RANGE = (1.0, 3.0)
 MAX_TOKENS = 1_000_000  # longest input or output a control accepts
@@ -99,7 +101,7 @@ def parse_controls(raw: Mapping[str, Any]) -> Controls:
         raise UserError(f"format '{get('dtype')}' is not one of {', '.join(DTYPES)}")
     if get("fidelity") not in FIDELITIES:
         raise UserError(f"fidelity '{get('fidelity')}' is not one of {', '.join(FIDELITIES)}")
-    scales = {k: _number(get(k), f"{k} multiplier", *SCALE_RANGE) for k in ("mem_bw", "flops", "tdp", "capacity")}
+    scales = {k: _number(get(k), f"{k} multiplier", *SCALE_RANGE) for k in WHAT_IF_KEYS}
     site_w = (_number(raw["site_power_mw"], "site power (MW)", 1e-3, 1e5) * 1e6 if "site_power_mw" in raw
               else _number(get("site_power_w"), "site power (W)", 1e3, 1e11))
     return Controls(
@@ -144,61 +146,34 @@ def unit(model: Model) -> str:
     return "tokens" if is_llm(model) else "samples"
 
 
-def per_chip(r: Mapping[str, Any]) -> float:
-    """Per-chip throughput of a `predict` result: output tokens/s (LLM) or samples/s (ranking)."""
-    return float(r["per_chip_tokens_per_s"] if "per_chip_tokens_per_s" in r else r["per_chip_samples_per_s"])
+def per_chip(r: Prediction) -> float:
+    """Per-chip throughput: output tokens/s (LLM) or samples/s (ranking)."""
+    return r.rate_per_chip
 
 
-def per_joule(r: Mapping[str, Any]) -> float:
-    """Output tokens (or samples) per joule of chip energy: 1 / predict's joules per unit."""
-    return 1.0 / float(r["joules_per_token"] if "joules_per_token" in r else r["joules_per_sample"])
+def per_joule(r: Prediction) -> float:
+    """Output tokens (or samples) per joule of chip energy."""
+    return 1.0 / r.joules_per_unit
 
 
-def predict_for(c: Controls, chip: str | None = None) -> dict[str, Any]:
-    """`accelsim.predict.predict` for the what-if chip (chip=None) or a catalog chip, at the
-    controls' TP (or the best one, see the module docstring). Raises `UserError` when nothing fits."""
+def predict_for(c: Controls, chip: str | None = None) -> Prediction:
+    """The operating point `accelsim.search.best` picks for the what-if chip (chip=None) or a
+    catalog chip, at the controls' TP (or searched, see the module docstring). Raises `UserError`
+    when nothing fits."""
     key = replace(c, site_power_w=DEFAULTS.site_power_w, pue=DEFAULTS.pue)  # the site does not change it
     if chip is not None:
         key = replace(key, chip=chip, mem_bw=1.0, flops=1.0, tdp=1.0, capacity=1.0)
-    return dict(_best(key))
-
-
-def predict_kwargs(model: Model, c: Controls, tp: int) -> dict[str, Any]:
-    """Keywords of `predict` for one replica of `tp` chips under the controls."""
-    if not is_llm(model):
-        return dict(chips=tp, dtype=c.dtype, batch=c.batch)
-    assert isinstance(model, LLM)
-    ep = math.gcd(tp, model.moe.num_experts) if model.moe else 1
-    return dict(chips=tp, tp=tp, ep=ep, dtype=c.dtype, batch=c.batch, input_len=c.input_len,
-                output_len=c.output_len)
+    return _best(key)
 
 
 @lru_cache(maxsize=512)
-def _best(c: Controls) -> dict[str, Any]:
-    from accelsim.graph import Parallel
-    from accelsim.predict import predict
+def _best(c: Controls) -> Prediction:
+    from accelsim.predict import RankingLayout
+    from accelsim.search import Query, best
 
-    chip, model, eff = what_if_chip(c), catalog_model(c.model), efficiency(c.fidelity)
-    best: dict[str, Any] | None = None
-    error: UserError | None = None
-    for tp in (c.tp,) if c.tp else TP_CHOICES:
-        kw = predict_kwargs(model, c, tp)
-        if c.tp is None and is_llm(model):
-            try:  # a TP the model's shape rules out is no candidate, and not worth reporting
-                Parallel(tp=tp, ep=kw["ep"]).validate(model)  # type: ignore[arg-type]
-            except UserError:
-                continue
-        try:
-            r = predict(chip, model, eff=eff, **kw)
-        except UserError as exc:
-            error = exc  # the largest TP's reason is the most useful one to show
-            continue
-        if best is None or per_chip(r) > per_chip(best):
-            best = r
-    if best is None and c.tp and error:
-        raise error
-    if best is None:
-        reason = str(error) if error else f"no TP in {TP_CHOICES} suits {model.name}"
-        where = f"TP {c.tp}" if c.tp else f"up to {max(TP_CHOICES)} chips"
-        raise UserError(f"{model.name} cannot run on {chip.name} at {where}: {reason}")
-    return best
+    chip, model = what_if_chip(c), catalog_model(c.model)
+    q = Query(model, efficiency(c.fidelity), c.dtype, input_len=c.input_len, output_len=c.output_len,  # type: ignore[arg-type]
+              batch=c.batch)
+    if is_llm(model):
+        return best(chip, q, tp=c.tp)
+    return best(chip, q, layout=RankingLayout(c.tp) if c.tp else None)

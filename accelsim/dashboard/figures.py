@@ -12,11 +12,10 @@ that into the message the page shows.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import logging
 import re
 import textwrap
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,8 @@ from accelsim.dashboard.controls import (
 )
 from accelsim.dashboard.points import measured_points, op_points
 from accelsim.errors import UserError
+from accelsim.predict import Prediction
+from accelsim.search import describe
 from accelsim.spec import Chip, list_chips
 
 FAMILY_COLORS = {"mtia": "#2b6cb0", "gpu": "#2f855a", "tpu": "#c05621"}
@@ -111,7 +112,7 @@ def roofline_figure(c: Controls, *, measured_dir: str | Path | None = None) -> g
             continue
         fig.add_scatter(
             x=[p.intensity for p in ps], y=[p.achieved_flops_per_s for p in ps], mode="markers",
-            name=f"{phase} operators ({unit(model) if phase == 'ranking' else 'batch'} {r['batch']})",
+            name=f"{phase} operators ({unit(model) if phase == 'ranking' else 'batch'} {r.batch})",
             marker=dict(size=[8 + 30 * np.sqrt(p.share) for p in ps], color=PHASE_COLORS[phase], opacity=0.75,
                         symbol=["diamond" if p.collective else "circle" for p in ps],
                         line=dict(color="white", width=1)),
@@ -135,8 +136,8 @@ def roofline_figure(c: Controls, *, measured_dir: str | Path | None = None) -> g
         sub.append(f"{len(notes)} unreadable measurement files skipped")
     fig.update_layout(**{**_LAYOUT, "margin": dict(l=60, r=20, t=90, b=50)},
                       title=dict(text=f"Roofline: {chip_label(chip)}",
-                                 subtitle=dict(text=f"{model.display_name} · {fidelity_label(c)} · TP "
-                                                    f"{r.get('tp', r['chips'])}<br>" + " · ".join(sub))))
+                                 subtitle=dict(text=f"{model.display_name} · {fidelity_label(c)} · "
+                                                    f"{describe(r.layout)}<br>" + " · ".join(sub))))
     fig.update_xaxes(type="log", dtick=1, title="arithmetic intensity (FLOP per byte of memory traffic)")
     fig.update_yaxes(type="log", dtick=1, title="FLOP/s (achieved; roof = peak)", exponentformat="SI")
     return fig
@@ -162,12 +163,12 @@ def generations_figure(c: Controls) -> go.Figure:
     """
     model = catalog_model(c.model)
     chips = sorted((catalog_chip(n) for n in list_chips()), key=lambda ch: (ch.availability_year, ch.name))
-    results: dict[str, dict[str, Any]] = {}
+    results: dict[str, Prediction] = {}
     for ch in chips:
         with contextlib.suppress(UserError):  # no bar; the row says "does not fit"
             results[ch.name] = predict_for(c, ch.name)
     try:
-        selected: dict[str, Any] | None = predict_for(c)
+        selected: Prediction | None = predict_for(c)
     except UserError:
         selected = None
     u = unit(model)
@@ -177,13 +178,13 @@ def generations_figure(c: Controls) -> go.Figure:
         if ch.name == c.chip:
             order.append(WHAT_IF_ROW)
     fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.04)
-    hover = ("%{y}<br>%{x:.4s}<br>TP %{customdata[0]}, batch %{customdata[1]}, %{customdata[2]}-bound"
+    hover = ("%{y}<br>%{x:.4s}<br>%{customdata[0]}, batch %{customdata[1]}, %{customdata[2]}-bound"
              "<br>%{customdata[3]:.0f} W per chip<br>assumed: %{customdata[4]}<extra></extra>")
 
-    def custom(ch: Chip, r: dict[str, Any]) -> list[Any]:
-        return [r.get("tp", r["chips"]), r["batch"], r["bound"], r["power_w"], ", ".join(ch.assumed_keys) or "none"]
+    def custom(ch: Chip, r: Prediction) -> list[Any]:
+        return [describe(r.layout), r.batch, r.bound, r.power_w, ", ".join(ch.assumed_keys) or "none"]
 
-    def bars(rows: list[tuple[str, Chip, dict[str, Any]]], name: str, color: str, group: str) -> None:
+    def bars(rows: list[tuple[str, Chip, Prediction]], name: str, color: str, group: str) -> None:
         for col, metric in ((1, per_chip), (2, per_joule)):
             fig.add_bar(y=[y for y, _, _ in rows], x=[metric(r) for _, _, r in rows], orientation="h", name=name,
                         marker_color=color, legendgroup=group, showlegend=col == 1, texttemplate="%{x:.3s}",
@@ -216,47 +217,14 @@ def generations_figure(c: Controls) -> go.Figure:
 
 # ---- site plan --------------------------------------------------------------------------------
 
-def planner() -> Callable[..., Mapping[str, Any]]:
-    """`accelsim.plan.plan` (or `accelsim.plan.planner.plan`); `UserError` when neither imports."""
-    try:
-        from accelsim.plan import plan
-
-        return plan
-    except ImportError:
-        pass
-    try:
-        from accelsim.plan.planner import plan
-
-        return plan
-    except ImportError as exc:
-        logging.getLogger("accelsim.dashboard").info("site planner unavailable: %s", exc)
-        raise UserError("the site planner (accelsim.plan) is not available in this build") from None
-
-
 def site_plan(c: Controls) -> dict[str, Any]:
     """`accelsim.plan` for the what-if chip at the controls' site power and PUE, at the operating
-    point the other panels show (same replica, batch and efficiency model), so all panels agree."""
-    plan = planner()
+    point the other panels show (the same `Prediction`), so all panels agree."""
+    from accelsim.plan.planner import plan
+
     model, chip, r = catalog_model(c.model), what_if_chip(c), predict_for(c)
-    kwargs: dict[str, Any] = dict(site_power_w=c.site_power_w, pue=c.pue, input_len=c.input_len,
-                                  output_len=c.output_len, dtype=c.dtype, eff=efficiency(c.fidelity))
-    if "tp" in r:
-        from accelsim.graph import Parallel
-
-        kwargs["layout"] = Parallel(tp=r["tp"], ep=r["ep"], pp=r["pp"])
-    with contextlib.suppress(ImportError):  # an older planner searches its own point for the layout
-        from accelsim.plan.serving import ServingPoint
-
-        kwargs["point"] = ServingPoint(
-            hw=chip.name, model=model.name, kind="llm" if "tp" in r else "ranking", tp=r.get("tp", 1),
-            ep=r.get("ep", 1), pp=r.get("pp", 1), replica_chips=r["chips"] // r.get("replicas", 1), dtype=r["dtype"],
-            batch=r["batch"], rate_per_chip=per_chip(r), chip_power_w=r["power_w"], bound=r["bound"],
-            fidelity=r["fidelity"], ttft_s=r.get("ttft_s"), tpot_s=r.get("tpot_s"), latency_s=r.get("latency_s"),
-            assumed_hw_values=tuple(r["assumed_hw_values"]), detail=r)
-    params = inspect.signature(plan).parameters
-    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        kwargs = {k: v for k, v in kwargs.items() if k in params}
-    return dict(plan(chip, model, **kwargs))
+    return plan(chip, model, site_power_w=c.site_power_w, pue=c.pue, input_len=c.input_len, output_len=c.output_len,
+                dtype=c.dtype, eff=efficiency(c.fidelity), point=r)  # type: ignore[arg-type]
 
 
 def site_figure(c: Controls, plan: Mapping[str, Any] | None = None) -> go.Figure:

@@ -10,7 +10,6 @@ they are counted in `skipped`. Measured points come from measurement CSVs
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,10 +17,10 @@ from typing import Any
 import numpy as np
 
 from accelsim.errors import UserError
-from accelsim.graph import Parallel, Precision, llm_ops, ranking_ops
 from accelsim.ops import COLLECTIVES
 from accelsim.perf import Efficiency, HwVec, op_times
-from accelsim.spec import LLM, Chip, Model
+from accelsim.predict import Prediction
+from accelsim.spec import Chip, Model
 
 
 @dataclass(frozen=True)
@@ -47,25 +46,12 @@ class OpPoint:
         return self.flops / self.time_s
 
 
-def op_points(chip: Chip, model: Model, r: Mapping[str, Any], eff: Efficiency) -> tuple[list[OpPoint], int]:
-    """Operator points of the steps behind prediction `r` (from `predict` on `chip`).
-
-    LLM: the decode step at r's batch and average context, and one prefill chunk, exactly as
-    `accelsim.predict.llm_metrics` builds them. Ranking: one batch step.
-    Returns (points, number of operators skipped because they carry no FLOPs).
-    """
-    from accelsim.predict import CHUNK_TOKENS
-
+def op_points(chip: Chip, model: Model, r: Prediction, eff: Efficiency) -> tuple[list[OpPoint], int]:
+    """Operator points of the steps behind prediction `r` (on `chip`): exactly the operators it
+    costed (`Prediction.step_ops`): LLM decode and one prefill chunk; ranking one batch step.
+    Returns (points, number of operators skipped because they carry no FLOPs)."""
     hw = HwVec.from_chips([chip], shape=(1,))
-    prec = Precision(weights=r["dtype"], activations="bf16", kv=r.get("kv_dtype", "bf16"))
-    b = float(r["batch"])
-    if isinstance(model, LLM):
-        par = Parallel(tp=r["tp"], ep=r["ep"], pp=r["pp"])
-        i, o = r["input_len"], r["output_len"]
-        steps = [("decode", llm_ops(model, par, prec, "decode", b / par.pp, i + o / 2)),
-                 ("prefill", llm_ops(model, par, prec, "prefill", min(b * i, CHUNK_TOKENS), i / 2))]
-    else:
-        steps = [("ranking", ranking_ops(model, r["chips"], prec, b))]
+    steps = list(r.step_ops().items())
     points: list[OpPoint] = []
     skipped = 0
     for phase, ops in steps:

@@ -1,9 +1,9 @@
 """Capacity and power planning: chip -> server -> rack -> IT load -> facility -> site budget.
 
 `accelsim.plan.planner.plan` is the entry point the CLI (`accelsim plan`) and the dashboard call;
-`site` holds the rack/site arithmetic, `serving` picks each chip's best serving layout through
-`accelsim.predict.predict`, `fleet` builds roadmaps by year, `defaults.toml` holds the sourced or
-assumed server and rack values per chip family.
+`site` holds the rack/site arithmetic, `scenarios` builds fleet roadmaps by year and power-capping
+sweeps, `defaults.toml` holds the sourced or assumed server and rack values per chip family. Each
+chip's operating point is `accelsim.search.best` (the search `accelsim predict` uses).
 """
 
 from typing import Any

@@ -4,7 +4,7 @@ Provisioning is at peak: each accelerator slot is budgeted at its TDP (or its po
 host overhead, and the facility at the peak PUE, so the site never exceeds its budget. Energy
 figures (`tokens_per_joule`, `samples_per_joule`) use the predicted average chip draw at the
 operating point plus the full host overhead, times the average PUE.
-Throughput per chip comes from `accelsim.predict.predict` via `accelsim.plan.serving.best_point`.
+Throughput per chip comes from the operating point `accelsim.search.best` picks (predict's search).
 """
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ from __future__ import annotations
 from typing import Any
 
 from accelsim.errors import UserError
-from accelsim.graph import Parallel
 from accelsim.perf import Efficiency
 from accelsim.plan import site
 from accelsim.plan.defaults import rack_defaults, value
-from accelsim.plan.serving import ServingPoint, best_point
 from accelsim.power import capped_chip, facility_power_w
+from accelsim.predict import Layout, LLMPrediction, Prediction
+from accelsim.search import best, describe, query
 from accelsim.spec import load_chip, load_model
-from accelsim.spec.chip import Chip
+from accelsim.spec.chip import Chip, ServingDtype
 from accelsim.spec.model import Model, Ranking
 
 
@@ -28,10 +28,10 @@ def plan(chip: Chip | str, model: Model | str, *, site_power_w: float | None = N
          pue: float | None = None, pue_range: tuple[float, float] | None = None, input_len: int = 1000,
          output_len: int = 1000, max_ttft: float | None = None, max_tpot: float | None = None,
          max_latency: float | None = None, headroom: float = 0.0, availability: float | None = None,
-         power_cap_w: float | None = None, dtype: str | None = None, eff: Efficiency | None = None,
-         layout: Parallel | None = None, host_overhead_w_per_chip: float | None = None,
+         power_cap_w: float | None = None, dtype: ServingDtype | None = None, eff: Efficiency | None = None,
+         layout: Layout | None = None, host_overhead_w_per_chip: float | None = None,
          chips_per_rack: int | None = None, rack_power_limit_w: float | None = None,
-         point: ServingPoint | None = None) -> dict[str, Any]:
+         point: Prediction | None = None) -> dict[str, Any]:
     """Plan one chip and model in one of two directions; returns the JSON of `accelsim plan`.
 
     Exactly one of `site_power_w` (W of facility power: what does the site hold and serve?) or a
@@ -57,8 +57,8 @@ def plan(chip: Chip | str, model: Model | str, *, site_power_w: float | None = N
 
         eff = load_stack()
     served = capped_chip(chip, power_cap_w) if power_cap_w is not None else chip
-    pt = point or best_point(served, model, eff=eff, dtype=dtype, input_len=input_len, output_len=output_len,
-                             max_ttft=max_ttft, max_tpot=max_tpot, max_latency=max_latency, layout=layout)
+    pt = point or best(served, query(model, eff, dtype, input_len=input_len, output_len=output_len,
+                                     max_ttft=max_ttft, max_tpot=max_tpot, max_latency=max_latency), layout=layout)
 
     rd = rack_defaults(chip)
     over = rd.host_overhead_w_per_chip if host_overhead_w_per_chip is None else host_overhead_w_per_chip
@@ -78,7 +78,7 @@ def plan(chip: Chip | str, model: Model | str, *, site_power_w: float | None = N
 
     chips = replicas * pt.replica_chips
     it_w = chips * lay.slot_w
-    it_avg_w = chips * (pt.chip_power_w + over)
+    it_avg_w = chips * (pt.power_w + over)
     throughput = chips * pt.rate_per_chip
     fac_avg = float(facility_power_w(it_avg_w, pue_avg))
     u = pt.unit
@@ -88,8 +88,8 @@ def plan(chip: Chip | str, model: Model | str, *, site_power_w: float | None = N
         "site_power_w": site_power_w,
         f"demand_{u}_per_s": demand,
         "chips": chips, "replicas": replicas, "racks": lay.racks(replicas),
-        "replica": {"chips": pt.replica_chips, "tp": pt.tp, "ep": pt.ep, "pp": pt.pp, "batch": pt.batch,
-                    "dtype": pt.dtype},
+        "replica": {"chips": pt.replica_chips, **pt.layout_kwargs(), "layout": describe(pt.layout),
+                    "batch": pt.batch, "dtype": pt.dtype},
         "chips_per_rack": lay.chips_per_rack, "nominal_chips_per_rack": lay.nominal_chips_per_rack,
         "rack_limit_binds": lay.rack_limit_binds, "rack_power_limit_w": limit, "rack_power_w": lay.rack_power_w,
         "chip_provisioned_w": served.tdp_w, "host_overhead_w_per_chip": over, "slot_power_w": lay.slot_w,
@@ -100,18 +100,24 @@ def plan(chip: Chip | str, model: Model | str, *, site_power_w: float | None = N
         f"servable_{u}_per_s": throughput * avail / (1 + headroom),
         f"per_chip_{u}_per_s": pt.rate_per_chip,
         f"{u}_per_joule": throughput / fac_avg if fac_avg > 0 else 0.0,
-        f"{u}_per_joule_chip": pt.rate_per_chip / pt.chip_power_w,
-        "chip_power_avg_w": pt.chip_power_w,
+        f"{u}_per_joule_chip": pt.rate_per_chip / pt.power_w,
+        "chip_power_avg_w": pt.power_w,
         "availability": avail, "headroom": headroom,
         "power_cap_w": power_cap_w, "clock_fraction": served.flops("bf16") / chip.flops("bf16"),
-        "ttft_s": pt.ttft_s, "tpot_s": pt.tpot_s, "latency_s": pt.latency_s, "bound": pt.bound,
+        **_latencies(pt), "bound": pt.bound,
         "binding": _binding(site_power_w, lay),
-        "fidelity": pt.fidelity,
+        "fidelity": str(pt.fidelity),
         "assumed_hw_values": list(pt.assumed_hw_values),
         "assumptions": _assumptions(rd, over, per_rack, limit, availability, fail, mttr, pue, pue_range,
                                     power_cap_w, host_overhead_w_per_chip, chips_per_rack, rack_power_limit_w),
     }
     return out
+
+
+def _latencies(pt: Prediction) -> dict[str, float | None]:
+    if isinstance(pt, LLMPrediction):
+        return {"ttft_s": pt.ttft_s, "tpot_s": pt.tpot_s, "latency_s": None}
+    return {"ttft_s": None, "tpot_s": None, "latency_s": pt.latency_s}
 
 
 def _demand(ranking: bool, site_power_w: float | None, tokens: float | None, samples: float | None) -> float | None:

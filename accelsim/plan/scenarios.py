@@ -10,10 +10,11 @@ from typing import Any
 from accelsim.errors import UserError
 from accelsim.perf import Efficiency
 from accelsim.plan.planner import plan
-from accelsim.plan.serving import best_point
+from accelsim.search import best, query
 from accelsim.spec import load_chip
 from accelsim.spec.chip import Chip
 from accelsim.spec.model import Model
+from accelsim.stacks import load_stack
 
 
 @dataclass(frozen=True)
@@ -46,9 +47,9 @@ def fleet_by_year(deployments: Sequence[Deployment], years: Sequence[int], model
             raise UserError(f"fleet entry {d.year} {d.hw}: {d.hw} is not available before {chip.availability_year}")
         if d.facility_power_w < 0:
             raise UserError(f"fleet entry {d.year} {d.hw}: facility_power_w must be >= 0")
-    point_kw = {k: plan_kw[k] for k in ("input_len", "output_len", "max_ttft", "max_tpot", "max_latency", "dtype",
-                                         "eff") if k in plan_kw}
-    points = {hw: best_point(c, model, **point_kw) for hw, c in chips.items()}
+    q_kw = {k: plan_kw[k] for k in ("input_len", "output_len", "max_ttft", "max_tpot", "max_latency") if k in plan_kw}
+    q = query(model, plan_kw.get("eff") or load_stack(), plan_kw.get("dtype"), **q_kw)
+    points = {hw: best(c, q) for hw, c in chips.items()}
     rows: list[dict[str, Any]] = []
     for year in years:
         power: dict[str, float] = {}

@@ -23,6 +23,7 @@ from accelsim.graph import Parallel, Precision
 from accelsim.memory import ranking_weight_bytes_per_chip
 from accelsim.perf import Efficiency
 from accelsim.serve.config import SimConfig
+from accelsim.serve.disagg import DecodeReplica, KVHandoff
 from accelsim.serve.failures import failure_process
 from accelsim.serve.ranking import RankingReplica, RankingRouter, RankingWorker, ranking_arrivals
 from accelsim.serve.recorder import Recorder
@@ -213,10 +214,18 @@ def simulate(cfg: SimConfig, eff: Efficiency | None = None,
     rk_router = RankingRouter([])
     replicas: list[LLMReplica] = []
     workers: list[RankingWorker] = []
+    decode_router = Router(env, cfg.router, rec)  # the decode pool's, when serving is disaggregated
+    front: list[LLMReplica] = []  # replicas the arrivals go to (all but the decode pool)
+    back: list[LLMReplica] = []
+    handoff = _handoff(env, cfg, llm_groups, decode_router, eff)
     for g, chip, svc, blocks, rk_service in llm_groups:
         for _ in range(g.replicas):
-            r = LLMReplica(env, len(replicas), g.chips_per_replica, svc, blocks, g.block_size, g.max_seqs,
-                           g.max_batched_tokens, rec, router, chip.idle_w, cap_share(chip))
+            pool, own, cls = (back, decode_router, DecodeReplica) if g.role == "decode" else (front, router, LLMReplica)
+            r = cls(env, len(pool), g.chips_per_replica, svc, blocks, g.block_size, g.max_seqs,
+                    g.max_batched_tokens, rec, own, chip.idle_w, cap_share(chip))
+            pool.append(r)
+            if g.role == "prefill":
+                r.handoff = handoff
             if rk_service is not None:
                 r.ranking = RankingWorker(r, rk_service, rk.samples, rec, rk_router)
                 workers.append(r.ranking)
@@ -228,8 +237,10 @@ def simulate(cfg: SimConfig, eff: Efficiency | None = None,
             workers.append(rr.worker)
             env.process(failure_process(env, rr, rg.chips, cfg.failures, rng(seed, _RANKING_FAILURES, len(workers))))
     rk_router.workers, rk_router.up = workers, list(workers)
-    if replicas:
-        router.add(replicas)
+    if back:
+        decode_router.add(back)
+    if front:
+        router.add(front)
         env.process(_arrivals(env, stream, router, rec))
     if rk:
         env.process(ranking_arrivals(env, rk_arr, rk_router))
@@ -258,9 +269,31 @@ def simulate(cfg: SimConfig, eff: Efficiency | None = None,
         "assumed_hw_values": {c.name: c.assumed_keys for c in [x[1] for x in llm_groups] + [x[1] for x in rk_groups]},
         "assumptions": _assumptions(cfg),
         "simulated_steps": sum(r.step_no for r in replicas),
+        "kv_transfers": handoff.moved if handoff else None,
+        "kv_transfer_mean_s": handoff.bytes_s / handoff.moved if handoff and handoff.moved else None,
         "wall_s": time.perf_counter() - wall0,
     })
     return SimResult(_clean(s), rec, replicas)
+
+
+def _handoff(env: Any, cfg: SimConfig, llm_groups: list[Any], decode_router: Router,
+             eff: Efficiency) -> KVHandoff | None:
+    """The KV move from the prefill pool to the decode pool (its time per prompt from
+    `accelsim.disagg`, over the fabric the two pools share), or None when serving is not split."""
+    from accelsim.disagg import fabric, kv_request_bytes
+
+    pre = [(g, c) for g, c, *_ in llm_groups if g.role == "prefill"]
+    dec = [(g, c) for g, c, *_ in llm_groups if g.role == "decode"]
+    if not pre:
+        return None
+    (gp, cp), (_, cd) = pre[0], dec[0]
+    n_p = sum(g.replicas * g.chips_per_replica for g, _ in pre)
+    n_d = sum(g.replicas * g.chips_per_replica for g, _ in dec)
+    _, bw_p, _ = fabric(cp, n_p, cd, n_d, eff)
+    model, prec = load_model(gp.model), Precision.for_serving(gp.dtype, gp.kv_dtype)
+    send = gp.chips_per_replica * bw_p
+    return KVHandoff(env, decode_router, lambda tokens: kv_request_bytes(model, prec, tokens) / send
+                     + eff.link_latency_s)
 
 
 def _assumptions(cfg: SimConfig) -> list[str]:
@@ -284,7 +317,7 @@ def _assumptions(cfg: SimConfig) -> list[str]:
 def _describe(g: Any, blocks: int) -> dict[str, Any]:
     return {"hw": g.hw, "model": g.model, "replicas": g.replicas, "tp": g.tp, "ep": g.ep, "pp": g.pp,
             "dtype": g.dtype, "max_seqs": g.max_seqs, "max_batched_tokens": g.max_batched_tokens,
-            "kv_blocks": blocks, "block_size": g.block_size, "serve_ranking": g.serve_ranking}
+            "kv_blocks": blocks, "block_size": g.block_size, "serve_ranking": g.serve_ranking, "role": g.role}
 
 
 def _ranking_model(name: str) -> Ranking:

@@ -30,6 +30,8 @@ from accelsim.spec._toml import read_user_file
 
 Router = Literal["round-robin", "least-outstanding"]
 Arrival = Literal["poisson", "gamma", "trace"]
+Role = Literal["both", "prefill", "decode"]
+ROLES: tuple[str, ...] = typing.get_args(Role)
 ROUTERS: tuple[str, ...] = typing.get_args(Router)
 ARRIVALS: tuple[str, ...] = typing.get_args(Arrival)
 DTYPES = ("bf16", "fp8", "fp4")
@@ -63,6 +65,7 @@ class ReplicaGroup:
     block_size: int = DEFAULT_BLOCK_SIZE  # KV tokens per block
     kv_blocks: int | None = None  # override of the memory plan's KV budget (what-ifs, tests)
     serve_ranking: bool = False  # also serve the ranking stream on these replicas (co-located)
+    role: Role = "both"  # "prefill" / "decode": a pool of disaggregated serving (serve.disagg)
 
     @property
     def chips_per_replica(self) -> int:
@@ -74,6 +77,8 @@ class ReplicaGroup:
                 raise UserError(f"{key} must be >= 1, got {getattr(self, key)}")
         if self.kv_blocks is not None and self.kv_blocks < 1:
             raise UserError(f"kv_blocks must be >= 1, got {self.kv_blocks}")
+        if self.role not in ROLES:
+            raise UserError(f"role '{self.role}' is not one of {', '.join(ROLES)}")
         for key in ("dtype", "kv_dtype"):
             v = getattr(self, key)
             if v is not None and v not in DTYPES:
@@ -183,6 +188,11 @@ class SimConfig:
             raise UserError("a ranking stream needs a ranking group or an LLM group with serve_ranking = true")
         for g in (*self.groups, *self.ranking_groups):
             g.validate()
+        roles = {g.role for g in self.groups}
+        if roles & {"prefill", "decode"} and not {"prefill", "decode"} <= roles:
+            raise UserError("disaggregated serving needs both a role = \"prefill\" and a role = \"decode\" group")
+        if "both" in roles and len(roles) > 1:
+            raise UserError("mix no role = \"both\" group with prefill/decode pools")
         for t in (self.traffic, self.ranking):
             if t is not None:
                 t.validate()

@@ -66,6 +66,7 @@ class LLMReplica(ReplicaLife):
         self.rec, self.router = recorder, router
         self.idle_w, self.cap_w = idle_w, cap_w
         self.ranking = ranking  # a ranking.Colocated when this replica also serves ranking
+        self.handoff: Any = None  # serve.disagg.KVHandoff on a prefill-pool replica
         self.waiting: deque[Request] = deque()
         self.running: dict[Request, None] = {}  # admission order; the last one is preempted first
         self.prefilling: list[Request] = []
@@ -217,6 +218,11 @@ class LLMReplica(ReplicaLife):
                 if req.generated >= req.output_len:
                     kv.release(req.blocks)
                     self._finish(req, t + fill, t)
+                    continue
+                if self.handoff is not None:  # a prefill-pool replica: the KV moves to a decode replica
+                    del self.running[req]
+                    self.router.load[self.rid] -= 1
+                    self.handoff(self, req)
                     continue
                 s0 = s + 1
                 req.s0, req.phase = s0, kv.phase(s0, req.prompt)

@@ -2,7 +2,7 @@
 DLRM-v2: throughput per chip, perf per watt, tokens per joule (chip and facility), what bounds each.
 
 Each chip serves each model at its best layout and batch under the study's SLOs (the same search as
-`accelsim plan`, evaluated for all chips at once by `accelsim.study.grid`).
+`accelsim plan`: `accelsim.search`, evaluated for all chips at once).
 """
 
 from __future__ import annotations
@@ -12,12 +12,14 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from accelsim.errors import UserError
 from accelsim.plan.defaults import rack_defaults, value
+from accelsim.predict import LLMPrediction
 from accelsim.report import Report
+from accelsim.search import query, search
 from accelsim.spec.chip import Chip
 from accelsim.spec.model import Model, Ranking
 from accelsim.study.common import BOUND_COLOURS, Params, colours, label, si, style
-from accelsim.study.grid import best_by_chip, query
 from accelsim.study.sweep import Executor
 
 
@@ -41,26 +43,27 @@ def evaluate(chips: list[Chip], models: list[Model], p: Params, executor: Execut
                   input_len=p.int("input_len", 1000), output_len=p.int("output_len", 1000),
                   max_ttft=p.opt_num("max_ttft"), max_tpot=p.opt_num("max_tpot"),
                   max_latency=p.opt_num("max_latency"))
-        for chip, r in zip(chips, best_by_chip(chips, q, executor, label=model.name)):
+        for chip, r in zip(chips, search(chips, q, executor=executor, label=model.name)):
             u = _unit(model)
             row: dict[str, Any] = {"chip": chip.name, "label": label(chip), "year": chip.availability_year,
                                    "model": model.name, "unit": u, "dtype": q.dtype, "fidelity": str(eff.fidelity)}
-            if r is None:
-                row["note"] = "does not fit, or no batch meets the SLOs"
+            if isinstance(r, UserError):
+                row["note"] = str(r)
                 rows.append(row)
                 continue
             over = rack_defaults(chip).host_overhead_w_per_chip
-            rate, power = r["rate_per_chip"], r["power_w"]
+            rate, power = r.rate_per_chip, r.power_w
+            latency = ({"ttft_s": r.ttft_s, "tpot_s": r.tpot_s, "prefill_bound": r.prefill_bound}
+                       if isinstance(r, LLMPrediction) else {"latency_s": r.latency_s})
             row.update({
-                "tp": r["tp"], "ep": r["ep"], "pp": r["pp"], "batch": r["batch"],
-                f"{u}_per_s_per_chip": rate,
-                "ttft_s": r.get("ttft_s"), "tpot_s": r.get("tpot_s"), "latency_s": r.get("latency_s"),
+                **r.layout_kwargs(), "replica_chips": r.replica_chips, "batch": r.batch,
+                f"{u}_per_s_per_chip": rate, **latency,
                 "chip_power_w": power, "tdp_w": chip.tdp_w,
                 f"{u}_per_s_per_tdp_w": rate / chip.tdp_w,
                 f"{u}_per_joule_chip": rate / power,
                 f"{u}_per_joule_facility": rate / ((power + over) * pue),
-                "bound": r["bound"], "prefill_bound": r.get("prefill_bound", ""),
-                **{k: r[k] for k in ("compute_share", "memory_share", "comm_share", "overhead_share")},
+                "bound": r.bound,
+                **r.shares,
                 "note": "",
             })
             rows.append(row)
@@ -184,7 +187,12 @@ def run(params: dict[str, Any], *, reduced: bool, executor: Executor | None = No
     rep.add_figure(_bounds(chips, models, rows), "compute / memory / communication / kernel-overhead shares",
                    fidelity=fid)
     rep.add_figure(_generations(chips, models, rows, base), f"ratios to {base}; log scale", fidelity=fid)
-    rep.add_table("throughput", rows, "one row per chip x model", fidelity=fid)
+    # LLM and ranking rows have different columns (layout, latency, units): one table each
+    for name, kind in (("throughput", "tokens"), ("throughput_ranking", "samples")):
+        sel = [r for r in rows if r["unit"] == kind]
+        if sel:
+            rep.add_table(name, sel, f"one row per chip x {'LLM' if kind == 'tokens' else 'ranking'} model",
+                          fidelity=fid)
     rep.add_table("chips", [_spec_row(c) for c in chips], "catalog values used (hwmodels/*.toml)")
     rep.add_assumptions(chips, extra={
         "software stack": "efficiency curves of the stack in accelsim/data/stacks.toml (fitted on H100 published "

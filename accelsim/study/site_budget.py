@@ -14,8 +14,9 @@ from plotly.subplots import make_subplots
 from accelsim.errors import UserError
 from accelsim.plan.planner import plan
 from accelsim.plan.scenarios import Deployment, cap_sweep, fleet_by_year
-from accelsim.plan.serving import ServingPoint, best_point
+from accelsim.predict import Prediction
 from accelsim.report import Report
+from accelsim.search import query, search
 from accelsim.spec import load_chip, load_model
 from accelsim.spec.model import Ranking
 from accelsim.study.common import Params, colours, label, si, style
@@ -35,15 +36,16 @@ def run(params: dict[str, Any], *, reduced: bool, executor: Executor | None = No
                           "max_latency": p.opt_num("max_latency"), "eff": eff}
     headroom = p.num("headroom", 0.0)
     rows: list[dict[str, Any]] = []
-    points: dict[tuple[str, str], ServingPoint] = {}  # (chip, model) -> operating point, reused below
+    points: dict[tuple[str, str], Prediction] = {}  # (chip, model) -> operating point, reused below
+    q_kw = {k: v for k, v in kw.items() if k != "eff"}
     for model in models:
-        for chip in chips:
+        found = search(chips, query(model, eff, **q_kw), executor=executor, label=model.name)
+        for chip, pt in zip(chips, found):
             u = _u(model)
-            try:
-                pt = points[chip.name, model.name] = best_point(chip, model, **kw)
-            except UserError as exc:  # a chip that cannot serve a model is a result, not a failure
-                rows.append({"hw": chip.name, "label": label(chip), "model": model.name, "note": str(exc)})
+            if isinstance(pt, UserError):  # a chip that cannot serve a model is a result, not a failure
+                rows.append({"hw": chip.name, "label": label(chip), "model": model.name, "note": str(pt)})
                 continue
+            points[chip.name, model.name] = pt
             r = plan(chip, model, site_power_w=site_w, pue=pue, headroom=headroom, point=pt, **kw)
             rows.append({"hw": chip.name, "label": label(chip), "model": model.name, "racks": r["racks"],
                          "chips": r["chips"], "chips_per_rack": r["chips_per_rack"],
@@ -200,7 +202,7 @@ def _fleet(rows: list[dict[str, Any]], model: Any) -> go.Figure:
 
 
 def _pue_rows(chips: list[Any], model: Any, site_w: float, pues: list[float], kw: dict[str, Any],
-              points: dict[tuple[str, str], ServingPoint]) -> list[dict]:
+              points: dict[tuple[str, str], Prediction]) -> list[dict]:
     out = []
     for chip in chips:
         pt = points.get((chip.name, model.name))

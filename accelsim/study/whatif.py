@@ -13,10 +13,12 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from accelsim.errors import UserError
+from accelsim.predict import Prediction
 from accelsim.report import Report
+from accelsim.search import query, search
 from accelsim.spec import load_chip, load_model
 from accelsim.study.common import Params, style
-from accelsim.study.grid import best_by_chip, query
 from accelsim.study.sweep import Executor
 
 AXES = {"mem_bw": "HBM bandwidth", "flops": "FLOP/s", "capacity": "HBM capacity"}
@@ -41,12 +43,12 @@ def _workloads(p: Params) -> list[dict[str, Any]]:
     ]
 
 
-def _rate(w: dict[str, Any], r: dict[str, Any] | None) -> float:
+def _rate(w: dict[str, Any], r: Prediction | None) -> float:
     if r is None:
         return float("nan")
     # prefill-heavy requests: every request is input_len prompt tokens per output token
     scale = w["kw"]["input_len"] / w["kw"]["output_len"] if w["name"] == "prefill" else 1.0
-    return r["rate_per_chip"] * scale
+    return r.rate_per_chip * scale
 
 
 def run(params: dict[str, Any], *, reduced: bool, executor: Executor | None = None) -> Report:
@@ -62,18 +64,18 @@ def run(params: dict[str, Any], *, reduced: bool, executor: Executor | None = No
     grid_rows: list[dict[str, Any]] = []
     for w in _workloads(p):
         q = query(w["model"], eff, p.opt_str("dtype_ranking" if w["name"] == "ranking" else "dtype_llm"), **w["kw"])
-        res = best_by_chip(chips, q, executor, label=w["name"])
+        res = [None if isinstance(r, UserError) else r for r in search(chips, q, executor=executor, label=w["name"])]
         ref = _rate(w, res[next(k for k, (_a, f, _c) in enumerate(one_axis) if f == 1.0)])
         for (axis, f, _), r in zip(one_axis, res[:len(one_axis)]):
             rate = _rate(w, r)
             rows.append({"workload": w["name"], "model": w["model"].name, "axis": axis, "factor": f,
                          "metric": w["metric"], "rate_per_chip": rate, "speedup": rate / ref,
-                         "bound": r["bound"] if r else "n/a", "batch": r["batch"] if r else None,
-                         "tp": r["tp"] if r else None, "fidelity": str(eff.fidelity)})
+                         "bound": r.bound if r else "n/a", "batch": r.batch if r else None,
+                         "replica_chips": r.replica_chips if r else None, "fidelity": str(eff.fidelity)})
         for (fb, ff, _), r in zip(two_axis, res[len(one_axis):]):
             rate = _rate(w, r)
             grid_rows.append({"workload": w["name"], "mem_bw_factor": fb, "flops_factor": ff,
-                              "rate_per_chip": rate, "speedup": rate / ref, "bound": r["bound"] if r else "n/a"})
+                              "rate_per_chip": rate, "speedup": rate / ref, "bound": r.bound if r else "n/a"})
 
     names = [w["name"] for w in _workloads(p)]
     rep = Report(f"HBM bandwidth vs FLOP/s vs capacity on {base.display_name}" + (" (reduced)" if reduced else ""))

@@ -4,17 +4,18 @@ roofline against its closed form, what-if monotonicity, and messages for bad con
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import replace
 
 import pytest
 
 from accelsim import measurements
 from accelsim.dashboard import figures, page
-from accelsim.dashboard.controls import TP_CHOICES, Controls, parse_controls
+from accelsim.dashboard.controls import Controls, parse_controls
 from accelsim.errors import UserError
 from accelsim.graph import Parallel
+from accelsim.plan.planner import plan
 from accelsim.predict import predict
+from accelsim.search import candidates, query
 from accelsim.spec import load_chip, load_model
 from accelsim.stacks import load_stack
 
@@ -37,30 +38,27 @@ def _bar_of(fig, label, col=1):
     raise AssertionError(f"no bar {label}")
 
 
-def _predict_direct(chip, model_name, tp, c):
-    model = load_model(model_name)
-    ep = math.gcd(tp, model.moe.num_experts) if model.moe else 1
-    return predict(chip, model, chips=tp, tp=tp, ep=ep, eff=load_stack(), dtype=c.dtype, batch=c.batch,
-                   input_len=c.input_len, output_len=c.output_len)
+def _predict_direct(chip, model_name, layout, c):
+    """`predict` pinned to a bar's layout ('tp=4 ep=1 pp=1', as the hover text shows it)."""
+    kw = {k: int(v) for k, v in (part.split("=") for part in layout.split())}
+    return predict(chip, load_model(model_name), chips=kw["tp"] * kw["pp"], **kw, eff=load_stack(), dtype=c.dtype,
+                   batch=c.batch, input_len=c.input_len, output_len=c.output_len)
 
 
-def test_what_if_bar_equals_predict_and_is_the_best_tp():
+def test_what_if_bar_equals_predict_and_is_the_best_layout():
     c = replace(MAVERICK, mem_bw=2.0)
     fig = figures.generations_figure(c)
     per_chip, custom = _bar_of(fig, figures.WHAT_IF_ROW, col=1)
     per_joule, _ = _bar_of(fig, figures.WHAT_IF_ROW, col=2)
-    tp = custom[0]
     chip = load_chip("mtia-450").scaled(mem_bw=2.0)
-    r = _predict_direct(chip, "llama4-maverick", tp, c)
-    assert per_chip == pytest.approx(r["per_chip_tokens_per_s"], rel=1e-12)
-    assert per_joule == pytest.approx(1.0 / r["joules_per_token"], rel=1e-12)
-    # "auto" TP: no TP that fits does better per chip than the one plotted
-    for other in TP_CHOICES:
-        try:
-            alt = _predict_direct(chip, "llama4-maverick", other, c)
-        except UserError:
-            continue
-        assert alt["per_chip_tokens_per_s"] <= per_chip * (1 + 1e-12)
+    r = _predict_direct(chip, "llama4-maverick", custom[0], c)
+    assert per_chip == r.rate_per_chip
+    assert per_joule == pytest.approx(1.0 / r.joules_per_unit, rel=1e-12)
+    # "auto": no candidate layout does better per chip than the one plotted
+    model = load_model("llama4-maverick")
+    for lay in candidates(chip, query(model, load_stack(), "fp8")):
+        alt = predict(chip, model, chips=lay.chips, tp=lay.tp, ep=lay.ep, pp=lay.pp, eff=load_stack(), dtype="fp8")
+        assert alt.rate_per_chip <= per_chip
 
 
 def test_catalog_bars_equal_predict_at_their_tp():
@@ -69,10 +67,10 @@ def test_catalog_bars_equal_predict_at_their_tp():
         chip = load_chip(name)
         label = figures._y(chip)
         value, custom = _bar_of(fig, label)
-        assert value == pytest.approx(_predict_direct(chip, "llama4-maverick", custom[0], MAVERICK)
-                                      ["per_chip_tokens_per_s"], rel=1e-12)
-    # TPU v5e (16 GB) cannot hold 400 B parameters on <= 8 chips: no bar, a "does not fit" label
-    misfit = next(t for t in fig.data if t.type == "scatter" and t.mode == "text")
+        assert value == _predict_direct(chip, "llama4-maverick", custom[0], MAVERICK).rate_per_chip
+    # pinned to TP 1, no chip holds 400 B parameters: no bar, a "does not fit" label
+    one = figures.generations_figure(replace(MAVERICK, tp=1))
+    misfit = next(t for t in one.data if t.type == "scatter" and t.mode == "text")
     assert figures._y(load_chip("tpu-v5e")) in misfit.y
 
 
@@ -124,15 +122,11 @@ def test_measured_points_appear_for_the_matching_chip_only(tmp_path):
 
 
 def test_site_panel_equals_the_planner():
-    try:
-        plan = figures.planner()
-    except UserError:
-        pytest.skip("accelsim.plan is not available")
     c = replace(MAVERICK, site_power_w=50e6, pue=1.2)
     p = figures.site_plan(c)
-    r = _predict_direct(load_chip("mtia-450"), "llama4-maverick", figures.predict_for(c)["tp"], c)
+    r = figures.predict_for(c)
     direct = plan(load_chip("mtia-450"), load_model("llama4-maverick"), site_power_w=50e6, pue=1.2, dtype="fp8",
-                  eff=load_stack(), layout=Parallel(tp=r["tp"], ep=r["ep"]))
+                  eff=load_stack(), layout=Parallel(tp=r.tp, ep=r.ep, pp=r.pp))
     assert p["chips"] == direct["chips"] and p["racks"] == direct["racks"]
     assert p["facility_power_w"] <= 50e6
     fig = figures.site_figure(c, p)

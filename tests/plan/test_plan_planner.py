@@ -2,6 +2,7 @@
 both directions consistent, power capping, the CLI contract."""
 
 import json
+from dataclasses import replace
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -9,10 +10,11 @@ from hypothesis import strategies as st
 
 from accelsim.cli import main
 from accelsim.errors import UserError
+from accelsim.graph import Parallel
 from accelsim.plan.planner import plan
-from accelsim.plan.serving import ServingPoint, best_point
 from accelsim.power import capped_chip, clock_fraction_at_cap
 from accelsim.predict import predict
+from accelsim.search import best, query
 from accelsim.spec import load_chip, load_model
 from accelsim.stacks import load_stack
 
@@ -21,10 +23,14 @@ SCOUT = load_model("llama4-scout")
 EFF = load_stack()
 
 
-def point(rate=100.0, replica=8, power=500.0, kind="llm"):
-    """A pinned operating point, so the arithmetic is checked apart from the performance model."""
-    return ServingPoint("h100-sxm", "llama4-scout", kind, replica, 1, 1, replica, "fp8", 64, rate, power,
-                        "memory", "analytical", ttft_s=0.1, tpot_s=0.02)
+_REAL = predict(H100, SCOUT, chips=8, tp=8, eff=EFF, dtype="fp8")
+
+
+def point(rate=100.0, replica=8, power=500.0):
+    """A pinned operating point (a real prediction with its layout, rate and power replaced), so the
+    arithmetic is checked apart from the performance model. `replica` is a power of two."""
+    lay = Parallel(tp=min(replica, 8), pp=max(replica // 8, 1))
+    return replace(_REAL, layout=lay, chips=replica, rate_per_chip=rate, power_w=power)
 
 
 def test_demand_hand_computed():
@@ -107,7 +113,7 @@ def test_plan_rate_is_predicts_rate():
 
 
 def test_best_point_is_the_best_layout():
-    pt = best_point(H100, SCOUT, eff=EFF, max_tpot=0.05)
+    pt = best(H100, query(SCOUT, EFF, max_tpot=0.05))
     for tp in (1, 2, 4, 8):
         try:
             p = predict(H100, SCOUT, chips=tp, eff=EFF, tp=tp, dtype="fp8", max_tpot=0.05)

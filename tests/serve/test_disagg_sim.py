@@ -1,0 +1,66 @@
+"""Disaggregated serving in the simulator against the tandem closed form: once saturated, the
+prefill and decode pools run in series, so the output rate is the slower pool's rate."""
+
+from __future__ import annotations
+
+import pytest
+
+from accelsim.errors import UserError
+from accelsim.graph import Parallel, Precision
+from accelsim.serve.cluster import simulate
+from accelsim.serve.config import FailureModel, ReplicaGroup, SimConfig, Traffic
+from accelsim.serve.service import LLMService
+from accelsim.spec import load_chip, load_model
+from accelsim.stacks import load_stack
+
+L, O, C, S = 2000, 200, 8192, 256  # noqa: E741 - prompt, output, prefill tokens per step, decode sequences
+
+
+def _pool_rates(n_prefill: int, n_decode: int) -> tuple[float, float]:
+    """Requests/s of each pool from its own step costs: full prefill chunks of C tokens (prompts
+    attend to L/2 on average); a full decode batch of S sequences at mean context L + O/2, each
+    needing O - 1 steps after the prefill's first token."""
+    eff, model, prec = load_stack(), load_model("llama3-8b"), Precision.for_serving("bf16")
+    kw = dict(max_seqs=S, max_tokens=C, max_ctx=L + O)
+    pre = LLMService(load_chip("h100-sxm"), model, Parallel(1), prec, eff, **kw)
+    dec = LLMService(load_chip("h200-sxm"), model, Parallel(1), prec, eff, **kw)
+    r_p = n_prefill * (C / L) / pre.step(0, 0, C, C * L / 2)[0]
+    r_d = n_decode * S / (dec.step(S, S * (L + O / 2), 0, 0)[0] * (O - 1))
+    return r_p, r_d
+
+
+@pytest.mark.parametrize(("n_prefill", "n_decode"), [(1, 3), (3, 1)])
+def test_disaggregated_throughput_is_the_slower_pools_rate(n_prefill: int, n_decode: int) -> None:
+    r_p, r_d = _pool_rates(n_prefill, n_decode)
+    groups = (ReplicaGroup("h100-sxm", "llama3-8b", replicas=n_prefill, role="prefill"),
+              ReplicaGroup("h200-sxm", "llama3-8b", replicas=n_decode, role="decode"))
+    cfg = SimConfig(groups=groups, traffic=Traffic(rate_per_s=3 * min(r_p, r_d), input_len=L, output_len=O,
+                                                   length_cv=0), duration_s=200, failures=FailureModel.none())
+    s = simulate(cfg).summary
+    assert s["throughput_tokens_per_s"] == pytest.approx(min(r_p, r_d) * O, rel=0.03)
+    # every request that finished crossed the link once, after its prefill
+    assert s["kv_transfers"] >= s["requests_completed"] > 0
+    assert s["kv_transfer_mean_s"] > 0
+    assert [g["role"] for g in s["groups"]] == ["prefill", "decode"]
+
+
+def test_kv_transfer_time_is_the_prompts_cache_over_the_fabric() -> None:
+    """H100 and H200 share NVLink 4 (same family, 2 chips <= 8): KV(L) / (450 GB/s x eff) + latency."""
+    from accelsim.disagg import fabric, kv_request_bytes
+
+    eff = load_stack()
+    kind, bw, _ = fabric(load_chip("h100-sxm"), 1, load_chip("h200-sxm"), 1, eff)
+    assert kind == "scale-up"
+    assert bw == pytest.approx(load_chip("h100-sxm").scale_up_bw_bytes_per_s / 2 * eff.network_eff)
+    # llama3-8b bf16: 32 layers x 8 KV heads x 128 x 2 (K, V) x 2 bytes per token
+    assert kv_request_bytes(load_model("llama3-8b"), Precision.for_serving("bf16"), L) == 32 * 8 * 128 * 2 * 2 * L
+    groups = (ReplicaGroup("h100-sxm", "llama3-8b", role="prefill"),
+              ReplicaGroup("h200-sxm", "llama3-8b", role="decode"))
+    s = simulate(SimConfig(groups=groups, traffic=Traffic(rate_per_s=2, input_len=L, output_len=O, length_cv=0),
+                           duration_s=5, failures=FailureModel.none())).summary
+    assert s["kv_transfer_mean_s"] == pytest.approx(32 * 8 * 128 * 4 * L / bw + eff.link_latency_s)
+
+
+def test_a_prefill_pool_needs_a_decode_pool() -> None:
+    with pytest.raises(UserError, match="decode"):
+        SimConfig(groups=(ReplicaGroup("h100-sxm", "llama3-8b", role="prefill"),), traffic=Traffic()).validate()
