@@ -20,6 +20,7 @@ REQUIRED_CHIPS = {
     "h100-sxm", "h200-sxm", "b200", "gb200", "mi300x", "mi355x",
     "mtia-v1", "mtia-v2", "mtia-300", "mtia-400", "mtia-450", "mtia-500",
     "tpu-v5e", "tpu-v6e", "tpu7x",
+    "a100-sxm", "b300", "gb300", "l40s",  # systems with AIConfigurator measurements (accelsim.gpudata)
 }
 NEW_MTIA = ("mtia-300", "mtia-400", "mtia-450", "mtia-500")
 HW = catalog_dir("hwmodels")
