@@ -1,13 +1,20 @@
 """Steady-state serving predictions: throughput, latency, power and energy for an LLM or a
 ranking model on N chips. Vectorised over chips x batches (see `llm_metrics`).
 
-LLM serving (continuous batching, offline or under SLOs), per replica of tp x pp chips holding
-B sequences of `input_len` prompt and `output_len` generated tokens:
-    cycle    = prefill of B prompts (chunks of <= CHUNK_TOKENS) + output_len decode steps
-    decode step at batch B, average context input_len + output_len / 2 (exact for the KV term)
-    throughput = B * output_len / cycle;  TPOT = cycle / output_len (prefill interference included)
-    TTFT = prefill of one prompt + one decode step it waits behind
-Pipeline stages run micro-batches back to back, so a stage's busy time sets the cycle.
+LLM serving (continuous batching with chunked prefill, as vLLM and TRT-LLM run it), per replica of
+tp x pp chips holding B sequences of `input_len` prompt and `output_len` generated tokens:
+    every step decodes one token of each of the B sequences, at average context input_len + output_len / 2,
+    and carries the prompts admitted in it, in the same forward pass (one step, weights read once);
+    at steady state B / output_len prompts arrive per step: Poisson-many per step, each step
+    costed with its own prompts, while they fit the chunk (CHUNK_TOKENS); beyond, every step carries
+    a full chunk and prefill-only steps carry the rest
+    step wall time = GPU time of the step + the engine's host time (`host_step_s + host_per_seq_s x B`
+    of the stack: scheduling, input preparation, sampling, with the GPU idle)
+    throughput = B / mean step;  TPOT = mean step;  ITL = median step;  TTFT = prefill of one prompt + a step
+    power = the chip's power at the step's utilisations and duty cycle (GPU time / wall time)
+Pipeline stages run micro-batches back to back, so a stage's busy time sets the step.
+MoE with expert parallelism: the busiest rank (routing skew, `graph.moe_rank_load`) sets the time,
+the mean rank's work sets the energy.
 """
 
 from __future__ import annotations
@@ -20,12 +27,22 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from accelsim.errors import UserError
+from accelsim.gather import gather_limit
 from accelsim.graph import Parallel, Precision, llm_ops, ranking_ops
 from accelsim.memory import MemoryPlan
 from accelsim.modes import PLAIN, Modes, decode_step, prefill_shape, vision_cost
 from accelsim.ops import Op
 from accelsim.perf import Cost, Efficiency, Fidelity, HwVec, cost
 from accelsim.power import chip_power_w
+from accelsim.ranking import (
+    HOT_ROW_SRAM_FRACTION,
+    Placement,
+    ShardPlan,
+    candidate_plans,
+    embedding_bytes_per_elem,
+    parse_placement,
+    queries_from_pairs,
+)
 from accelsim.spec.chip import Chip, ServingDtype
 from accelsim.spec.model import LLM, Model, Ranking
 
@@ -43,50 +60,101 @@ class LLMMetrics:
     batch: np.ndarray
     throughput_replica: np.ndarray  # output tokens/s of one replica
     ttft_s: np.ndarray
-    tpot_s: np.ndarray
-    power_w: np.ndarray  # per chip, averaged over the cycle
-    decode: Cost
-    prefill: Cost
-    cycle_s: np.ndarray
+    tpot_s: np.ndarray  # mean time per output token (mean step)
+    power_w: np.ndarray  # per chip, averaged over the steps
+    decode: Cost  # a decode step without prompts (one micro-batch)
+    prefill: Cost  # one prompt's prefill chunk
+    cycle_s: np.ndarray  # a sequence's life: output_len mean steps
+    itl_s: np.ndarray  # median inter-token latency (the median step)
+    duty: np.ndarray  # GPU time / wall time of the mean step
+
+
+# Poisson arrival of prompts per step: a grid of 0..K prompts (K = lam + 9 sigma + 6) covers every
+# probability above _POISSON_FLOOR, and smaller ones are dropped, so a cell's result does not depend
+# on the other cells of a sweep (which set K).
+_POISSON_SIGMAS = 9.0
+_POISSON_FLOOR = 1e-14
+
+
+def _poisson(lam: np.ndarray, k_max: int) -> np.ndarray:
+    """pmf of Poisson(lam) at k = 0..k_max (leading axis), renormalised over the grid."""
+    k = np.arange(k_max + 1, dtype=np.float64).reshape((-1,) + (1,) * lam.ndim)
+    log_fact = np.cumsum(np.log(np.maximum(k, 1.0)), axis=0)
+    with np.errstate(divide="ignore"):
+        logp = k * np.log(np.maximum(lam, 1e-300)) - lam - log_fact
+    p = np.where(lam > 0, np.exp(logp), (k == 0).astype(np.float64))
+    p = np.where(p >= _POISSON_FLOOR, p, 0.0)
+    return p / p.sum(axis=0)
 
 
 def llm_metrics(hw: HwVec, model: LLM, par: Parallel, prec: Precision, input_len: int, output_len: int,
                 batch: np.ndarray, eff: Efficiency, modes: Modes = PLAIN) -> LLMMetrics:
-    """`modes` (accelsim.modes): image tokens lengthen the prompt and add the vision encoder to
-    prefill, a prefix hit shortens prefill, speculative decoding changes the decode step and the
-    tokens it emits."""
+    """Steady state of B = `batch` running sequences (module docstring); every array broadcasts
+    like `batch` against `hw`. `modes` (accelsim.modes): speculative decoding emits
+    `step.tokens_per_seq` tokens per step (its draft and verify steps are costed apart from the
+    prompts' chunk), prefix hits shorten each prompt's computed part, image tokens lengthen the
+    prompt and run the vision encoder with it."""
     b = np.asarray(batch, dtype=np.float64)
+    b = np.broadcast_to(b, np.broadcast_shapes(b.shape, np.shape(hw.mem_bw)))  # the k axis goes in front
     pp = par.pp
-    prompt = modes.prompt_len(input_len)
-    new, pre_ctx = prefill_shape(prompt, modes.prefix_hit)  # tokens computed per prompt, their context
-    ctx = prompt + output_len / 2
+    prompt_len = modes.prompt_len(input_len)
+    new, pre_ctx = prefill_shape(prompt_len, modes.prefix_hit)  # tokens computed per prompt, their context
+    ctx = prompt_len + output_len / 2
     step = decode_step(hw, model, par, prec, b / pp, ctx, eff, modes)
     dec = step.cost
-    t_step = pp * dec.total_s
-    chunk = np.minimum(b * new, CHUNK_TOKENS)
-    pre = _with_vision(cost(llm_ops(model, par, prec, "prefill", chunk, pre_ctx, prefill_sequences=chunk / new),
-                            hw, eff), hw, model, par, prec, chunk / new, eff, modes)
-    n_chunks = b * new / chunk
-    t_prefill = n_chunks * pre.total_s
-    n_steps = output_len / step.tokens_per_seq
-    cycle = t_prefill + n_steps * t_step
+    n_steps = output_len / step.tokens_per_seq  # steps in a sequence's life
+    host = getattr(eff, "host_step_s", 0.0) + getattr(eff, "host_per_seq_s", 0.0) * b
+    room = np.maximum(CHUNK_TOKENS - b, 0.0)  # prefill tokens a step can carry beside its decodes
+    lam = b / n_steps  # prompts admitted per step
+    # Whole prompts that fit a step arrive Poisson(lam) per step; otherwise a step carries a full
+    # chunk of prompt tokens with probability q (every step when prefill outruns the decode steps).
+    poisson = (new <= room) & (lam * new <= room)
+    k_max = max(1, int(np.ceil(np.max(np.where(poisson, lam + _POISSON_SIGMAS * np.sqrt(lam) + 6, 0)))))
+    kk = np.arange(k_max + 1, dtype=np.float64).reshape((-1,) + (1,) * b.ndim)
+    q = np.minimum(lam * new / np.maximum(room, 1.0), 1.0)
+    pk = np.where(poisson, _poisson(np.where(poisson, lam, 0.0), k_max), (kk == 0) * (1 - q) + (kk == 1) * q)
+    chunk_k = np.where(poisson, np.minimum(kk * new, room), np.where(kk > 0, room, 0.0))
+    prompts = chunk_k / max(new, 1.0)
+
+    def mixed(balanced: bool) -> Cost:  # one stage's cost of the steps with k prompts, per micro-batch
+        if modes.spec is None:  # one forward pass: decodes and the chunk share every weight read
+            return cost(llm_ops(model, par, prec, "prefill", chunk_k / pp, pre_ctx, prefill_sequences=prompts / pp,
+                                decode_seqs=b / pp, decode_context=ctx, balanced=balanced), hw, eff)
+        chunk = cost(llm_ops(model, par, prec, "prefill", chunk_k / pp, pre_ctx, prefill_sequences=prompts / pp,
+                             balanced=balanced), hw, eff)
+        return dec + chunk.scale(chunk_k > 0)
+
+    def per_step(c: Cost, prompts_: np.ndarray) -> Cost:  # + the vision encoder of the step's prompts
+        vis = vision_cost(hw, model, par, prec, prompts_, eff, modes)
+        return c.scale(pp) if vis is None else c.scale(pp) + vis
+
+    mix = per_step(mixed(False), prompts)
+    work = per_step(mixed(True), prompts) if par.ep > 1 else mix
+    gpu_k = np.broadcast_to(mix.total_s, np.broadcast_shapes(np.shape(mix.total_s), pk.shape))
+    # prefill-only steps for the prompt tokens the decode steps cannot carry (per decode step)
+    extra = np.maximum(lam * new - room, 0.0) / CHUNK_TOKENS
+    full = per_step(cost(llm_ops(model, par, prec, "prefill", np.asarray(CHUNK_TOKENS / pp), pre_ctx,
+                                 prefill_sequences=CHUNK_TOKENS / max(new, 1.0) / pp), hw, eff),
+                    np.asarray(CHUNK_TOKENS / max(new, 1.0)))
+    gpu_s = (pk * gpu_k).sum(axis=0) + extra * full.total_s
+    wall_s = gpu_s + host * (1 + extra)
+    busy = np.maximum(gpu_s, 1e-30)
+    flops = (pk * work.flops).sum(axis=0) + extra * full.flops
+    nbytes = (pk * work.bytes).sum(axis=0) + extra * full.bytes
+    u_c = np.clip(flops / (hw.peak[prec.gemm_dtype] * busy), 0, 1)
+    u_m = np.clip(nbytes / (hw.mem_bw * busy), 0, 1)
+    duty = gpu_s / wall_s
+    power = chip_power_w(hw.idle_w, hw.tdp_w, u_c, u_m, duty)
+
+    # the median step: the median number of prompts in a step (none at small batch)
+    k_med = np.argmax(np.cumsum(np.broadcast_to(pk, gpu_k.shape), axis=0) >= 0.5, axis=0)
+    itl = (np.take_along_axis(gpu_k, k_med[None], axis=0)[0] + host) / step.tokens_per_seq
     one = min(new, CHUNK_TOKENS)
-    first = _with_vision(cost(llm_ops(model, par, prec, "prefill", np.asarray(float(one)), pre_ctx), hw, eff),
-                         hw, model, par, prec, one / new, eff, modes)
-    ttft = np.ceil(new / one) * pp * first.total_s + t_step
-
-    work = pre.scale(n_chunks) + dec.scale(pp * n_steps)
-    dtype = prec.weights
-    u_c = np.clip(work.flops / pp / (hw.peak[dtype] * cycle), 0, 1)
-    u_m = np.clip(work.bytes / pp / (hw.mem_bw * cycle), 0, 1)
-    power = chip_power_w(hw.idle_w, hw.tdp_w, u_c, u_m)
-    return LLMMetrics(b, b * output_len / cycle, ttft, cycle / output_len, power, dec, pre, cycle)
-
-
-def _with_vision(pre: Cost, hw: HwVec, model: LLM, par: Parallel, prec: Precision, prompts: Any, eff: Efficiency,
-                 modes: Modes) -> Cost:
-    vis = vision_cost(hw, model, par, prec, prompts, eff, modes)
-    return pre if vis is None else pre + vis
+    first = cost(llm_ops(model, par, prec, "prefill", np.asarray(float(one)), pre_ctx), hw, eff)
+    vis1 = vision_cost(hw, model, par, prec, np.asarray(1.0), eff, modes)
+    t_first = np.ceil(new / one) * pp * first.total_s + (0.0 if vis1 is None else vis1.total_s)
+    tpot = wall_s / step.tokens_per_seq
+    return LLMMetrics(b, b / tpot, t_first + wall_s, tpot, power, dec, first, n_steps * wall_s, itl, duty)
 
 
 def batch_candidates(max_batch: int) -> np.ndarray:
@@ -99,23 +167,62 @@ def batch_candidates(max_batch: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class RankingMetrics:
-    """Arrays broadcast over (chips x batches)."""
+    """Arrays broadcast over (chips x batches). Rates count user-item pairs (accelsim.ranking)."""
 
     batch: np.ndarray
     latency_s: np.ndarray
-    throughput_chip: np.ndarray  # samples/s of one chip
+    throughput_chip: np.ndarray  # pairs/s of one chip
     power_w: np.ndarray  # per chip
     step: Cost
+    plans: tuple[ShardPlan, ...]  # the placements weighed
+    plan_index: np.ndarray  # which of `plans` each (chip, batch) uses: the fastest
+    gather_limit: np.ndarray  # what bounds its embedding gather ('bandwidth', 'concurrency', 'sram')
+
+
+def ranking_hot_bytes(hw: HwVec) -> np.ndarray:
+    """On-chip bytes a chip gives to hot embedding rows."""
+    return hw.sram_bytes * HOT_ROW_SRAM_FRACTION
 
 
 def ranking_metrics(hw: HwVec, model: Ranking, shards: int, prec: Precision, batch: np.ndarray,
-                    eff: Efficiency) -> RankingMetrics:
-    """One ranking batch step of `batch` samples per chip, tables sharded over `shards` chips,
+                    eff: Efficiency, placement: Placement | None = None,
+                    usable_bytes: np.ndarray | None = None) -> RankingMetrics:
+    """One ranking batch step of `batch` pairs per chip, one copy of the tables over `shards` chips
+    placed by `placement` (None: each (chip, batch) takes the fastest candidate placement whose
+    largest table share plus the dense weights fits in `usable_bytes`, an array shaped like `hw`'s),
     broadcast over (chips x batches) like `llm_metrics`."""
     b = np.asarray(batch, dtype=np.float64)
-    c = cost(ranking_ops(model, shards, prec, b), hw, eff)
-    u_c, u_m = c.utilisation(hw, prec.weights)
-    return RankingMetrics(b, c.total_s, b / c.total_s, chip_power_w(hw.idle_w, hw.tdp_w, u_c, u_m), c)
+    plans = candidate_plans(model, shards, embedding_bytes_per_elem(model, prec.weights), placement)
+    hot = ranking_hot_bytes(hw)
+    best: Cost | None = None
+    best_t = idx = np.zeros(())
+    limit = np.asarray("")
+    for k, plan in enumerate(plans):
+        ops = ranking_ops(model, shards, prec, b, plan=plan, hot_bytes=hot)
+        c = cost(ops, hw, eff)
+        t = c.total_s
+        if usable_bytes is not None and placement is None:
+            t = np.where(plan.held_bytes + model.dense_params * prec.w_bytes <= usable_bytes, t, np.inf)
+        lim = ranking_gather_limit(ops[0], hw, eff)
+        if best is None:
+            best, best_t, idx, limit = c, t, np.zeros(np.shape(t)), lim
+            continue
+        faster = t < best_t
+        best = Cost(*(np.where(faster, x, y) for x, y in zip(c._arrays(), best._arrays())), fidelity=c.fidelity)
+        best_t, idx, limit = np.where(faster, t, best_t), np.where(faster, k, idx), np.where(faster, lim, limit)
+    assert best is not None
+    u_c, u_m = best.utilisation(hw, prec.weights)
+    return RankingMetrics(b, best.total_s, b / best.total_s, chip_power_w(hw.idle_w, hw.tdp_w, u_c, u_m), best,
+                          plans, idx, limit)
+
+
+def ranking_gather_limit(op: Op, hw: HwVec, eff: Efficiency) -> np.ndarray:
+    """What bounds an embedding-bag op's gather on each chip (accelsim.gather.gather_limit)."""
+    stream = getattr(eff, "memory_eff", 1.0)
+    return gather_limit(op.gather_rows, op.gather_bytes, op.bytes - op.gather_rows * op.gather_bytes, op.sram_bytes,
+                        bw=hw.mem_bw, eff=stream, latency_s=hw.gather_latency_s, inflight=hw.gather_inflight,
+                        request_bytes=hw.gather_request_bytes, granule_bytes=hw.gather_granule_bytes,
+                        sram_bw=hw.sram_bw, activation_bytes=getattr(eff, "gather_overhead_bytes", 0.0))
 
 
 
@@ -128,6 +235,7 @@ class RankingLayout:
     (model parallel); dense layers are replicated on each. `--chips N` serves N / shards such copies."""
 
     shards: int = 1
+    placement: Placement | None = None  # None: the planner's choice (accelsim.ranking)
 
     @property
     def chips(self) -> int:
@@ -250,8 +358,8 @@ class LLMPrediction(_Prediction):
         return {"tp": self.tp, "ep": self.ep, "pp": self.pp}
 
     def step_ops(self) -> dict[str, list[Op]]:
-        """The operators of the costed steps, lowered as `llm_metrics` lowers them in plain serving:
-        'decode' (batch / pp sequences at the average context) and 'prefill' (one chunk of prompts)."""
+        """The operators of the two costed steps, as `llm_metrics` lowers them (plain serving):
+        'decode' (batch / pp sequences at the average context) and 'prefill' (one chunk)."""
         b, i, par = float(self.batch), self.input_len, self.layout
         chunk = min(b * i, CHUNK_TOKENS)
         return {"decode": llm_ops(self.model, par, self.precision, "decode", b / par.pp, i + self.output_len / 2),
@@ -293,8 +401,10 @@ class RankingPrediction(_Prediction):
     latency_s: float
     latency_slo_s: float
     step: Cost  # one batch step on one chip
+    plan: ShardPlan | None = None  # where the tables live (placement); None only for hand-made results
+    gather_limit: str = ""  # what bounds the embedding gather: 'bandwidth', 'concurrency' or 'sram'
     kind: ClassVar[Kind] = "ranking"
-    unit: ClassVar[str] = "samples"
+    unit: ClassVar[str] = "samples"  # user-item pairs; a query carries model.candidates_per_query
 
     @property
     def bound(self) -> str:
@@ -303,6 +413,15 @@ class RankingPrediction(_Prediction):
     @property
     def shards(self) -> int:
         return self.layout.shards
+
+    @property
+    def placement(self) -> str:
+        return str(self.plan.placement) if self.plan else ""
+
+    @property
+    def queries_per_chip(self) -> float:
+        """Ranking queries/s of one chip (MLPerf DLRM-v2's "samples/s"): pairs / candidates per query."""
+        return float(queries_from_pairs(self.rate_per_chip, self.model.candidates_per_query))
 
     @property
     def shares(self) -> dict[str, float]:
@@ -314,7 +433,9 @@ class RankingPrediction(_Prediction):
 
     def step_ops(self) -> dict[str, list[Op]]:
         """The operators of the costed batch step on one chip."""
-        return {"ranking": ranking_ops(self.model, self.shards, self.precision, float(self.batch))}
+        hot = self.chip.sram_bytes * HOT_ROW_SRAM_FRACTION if self.chip.sram_bytes else 0.0
+        return {"ranking": ranking_ops(self.model, self.shards, self.precision, float(self.batch), plan=self.plan,
+                                       hot_bytes=hot)}
 
     def to_dict(self) -> dict[str, Any]:
         total, chips = self.throughput, self.chips
@@ -322,11 +443,20 @@ class RankingPrediction(_Prediction):
             "hw": self.chip.name, "model": self.model.name, "chips": chips, "shards": self.shards,
             "replicas": self.replicas, "dtype": self.dtype,
             "batch": self.batch, "latency_s": self.latency_s, "latency_slo_s": self.latency_slo_s,
+            "placement": self.placement,
+            "sample_unit": "user-item pair",
+            "candidates_per_query": self.model.candidates_per_query,
             "throughput_samples_per_s": total,
             "per_chip_samples_per_s": self.rate_per_chip,
+            "throughput_pairs_per_s": total,
+            "per_chip_pairs_per_s": self.rate_per_chip,
+            "throughput_queries_per_s": self.queries_per_chip * chips,
+            "per_chip_queries_per_s": self.queries_per_chip,
             "power_w": self.power_w, "total_power_w": self.power_w * chips,
             "joules_per_sample": self.joules_per_unit,
+            "joules_per_query": self.joules_per_unit * self.model.candidates_per_query,
             "bound": self.bound,
+            "gather_limit": self.gather_limit,
             "step_time_shares": self.shares,
             "fidelity": str(self.fidelity),
             "assumed_hw_values": self.assumed_hw_values,
@@ -341,14 +471,18 @@ def predict(chip: Chip, model: Model, *, chips: int, eff: Efficiency, tp: int | 
             ep: int | None = None, pp: int | None = None, shards: int | None = None, dtype: ServingDtype = "bf16",
             kv_dtype: ServingDtype | None = None, input_len: int = 1000, output_len: int = 1000,
             batch: int | None = None, max_ttft: float | None = None, max_tpot: float | None = None,
-            max_latency: float | None = None, modes: Modes = PLAIN, attention_dp: bool = False) -> Prediction:
+            max_latency: float | None = None, modes: Modes = PLAIN, attention_dp: bool = False,
+            placement: Placement | str | None = None) -> Prediction:
     """The best operating point of `model` on `chips` x `chip` (`accelsim predict`).
     `modes`: speculative decoding, prefix hits, image tokens; `attention_dp`: attention data parallel
     with wide EP (searched, or with tp/ep pinned: dp = ep / tp).
 
     LLM: with none of tp / ep / pp the replica layout is searched (`accelsim.search`: layouts whose
     chips divide `chips`); any of them pins it (tp defaults to chips / pp, ep and pp to 1).
-    Ranking: `shards` pins how many chips share one copy of the tables; None searches it.
+    Ranking: `shards` pins how many chips share one copy of the tables; None applies the planner's
+    rule (replicas when the tables fit, else the smallest group that holds them); `placement`
+    ('replicated', 'table_wise', 'row_wise', 'column_wise'; None or 'auto': the planner's) pins
+    how the tables are split (accelsim.ranking).
     The batch is searched under the SLOs unless given. Raises UserError for bad input, a model
     that does not fit, or SLOs no batch meets.
     """
@@ -358,11 +492,12 @@ def predict(chip: Chip, model: Model, *, chips: int, eff: Efficiency, tp: int | 
         raise UserError(f"--chips must be >= 1, got {chips}")
     q = Query(model, eff, dtype, kv_dtype=kv_dtype, input_len=input_len, output_len=output_len, batch=batch,
               max_ttft=max_ttft, max_tpot=max_tpot, max_latency=max_latency, modes=modes,
-              attention_dp=attention_dp)
+              attention_dp=attention_dp,
+              placement=parse_placement(placement) if isinstance(placement, str) or placement is None else placement)
     layout: Layout | None = None
     if isinstance(model, Ranking):
-        layout = RankingLayout(shards) if shards is not None else None
-    elif (tp, ep, pp) != (None, None, None):
+        layout = RankingLayout(shards, q.placement) if shards is not None else None
+    elif (tp, ep, pp) != (None, None, None) and not (attention_dp and tp is None and (ep or 1) == 1):
         pp = pp or 1
         t = tp if tp is not None else (1 if attention_dp else max(chips // pp, 1))
         e = ep or (chips // pp if attention_dp else 1)
