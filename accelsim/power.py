@@ -1,11 +1,18 @@
-"""Chip power from activity: between idle and TDP, never above TDP.
+"""Chip power from activity and duty cycle: between idle and TDP, never above TDP.
 
-    P = idle + (TDP - idle) * min(1, W_COMPUTE * u_compute + W_MEMORY * u_memory)
+    P = idle + (TDP - idle) * duty * min(1, W_BUSY + W_COMPUTE * u_compute + W_MEMORY * u_memory)
 
-u_compute and u_memory are the average fractions of peak FLOP/s and peak bandwidth a step uses.
-The weights are assumptions set against published observations (hardware_and_data.md §6.4):
-prefill (u_c ~0.7) draws about TDP; small-batch decode (u_m ~0.8, u_c ~0.02) draws 0.3-0.45 TDP
-(H200: 137-300 W of 700 W); large-batch decode approaches 0.8-0.95 TDP.
+`idle` is the chip's static floor (`idle_w` in its hwmodels file). `duty` is the share of wall time
+the chip runs kernels (a serving step's GPU time over the step's wall time: the engine's host work
+between steps leaves the chip at its floor). While busy, u_compute and u_memory are the fractions of
+peak FLOP/s and of peak bandwidth the kernels use on average; W_BUSY is what a busy chip draws
+beyond its floor with no traffic at all (clocks up, SMs resident, launch gaps and collective waits).
+
+The three weights are fitted on measured serving runs (ML.ENERGY v3.0: vLLM 0.11.1 on H100 SXM,
+per-GPU NVML power of dense and MoE models from 1 to 8 GPUs; `accelsim.calibrate.serving`, run by
+benchmarks/bench_power.py, which reports the held-out error per model). They are chip-independent
+fractions of (TDP - idle): other chips carry them with their own idle, TDP, peaks and bandwidth.
+Measured: memory traffic costs about as much power per unit of utilisation as compute.
 
 Beyond the chip (for `accelsim.plan`): a power cap as lowered clocks (`capped_chip`), the server
 slot (chip + host overhead per chip) and the facility (IT load x PUE).
@@ -21,17 +28,29 @@ from numpy.typing import ArrayLike
 if TYPE_CHECKING:
     from accelsim.spec.chip import Chip
 
-W_COMPUTE = 1.3
-W_MEMORY = 0.45
+# Fitted (see the module docstring; benchmarks/results/power_fit.csv has the fit and its held-out errors).
+W_BUSY = 0.25
+W_COMPUTE = 0.9
+W_MEMORY = 0.6
 
 
-def activity(u_compute: ArrayLike, u_memory: ArrayLike) -> np.ndarray:
-    return np.clip(W_COMPUTE * np.asarray(u_compute) + W_MEMORY * np.asarray(u_memory), 0.0, 1.0)
+def activity(u_compute: ArrayLike, u_memory: ArrayLike, *, w_busy: float = W_BUSY, w_compute: float = W_COMPUTE,
+             w_memory: float = W_MEMORY) -> np.ndarray:
+    """Fraction of (TDP - idle) a busy chip draws at these utilisations, in [0, 1]."""
+    return np.clip(w_busy + w_compute * np.asarray(u_compute) + w_memory * np.asarray(u_memory), 0.0, 1.0)
 
 
-def chip_power_w(idle_w: ArrayLike, tdp_w: ArrayLike, u_compute: ArrayLike, u_memory: ArrayLike) -> np.ndarray:
+def chip_power_w(idle_w: ArrayLike, tdp_w: ArrayLike, u_compute: ArrayLike, u_memory: ArrayLike,
+                 duty: ArrayLike = 1.0, **weights: float) -> np.ndarray:
+    """Average chip power (W): utilisations while busy, `duty` = busy time / wall time in [0, 1]."""
     idle, tdp = np.asarray(idle_w), np.asarray(tdp_w)
-    return idle + (tdp - idle) * activity(u_compute, u_memory)
+    d = np.clip(np.asarray(duty, dtype=np.float64), 0.0, 1.0)
+    return idle + (tdp - idle) * d * activity(u_compute, u_memory, **weights)
+
+
+def energy_j(power_w: ArrayLike, time_s: ArrayLike) -> np.ndarray:
+    """Energy of drawing `power_w` for `time_s` (the one place power becomes energy)."""
+    return np.asarray(power_w, dtype=np.float64) * np.asarray(time_s, dtype=np.float64)
 
 
 # -- beyond the chip: capping, servers, facilities (used by accelsim.plan) ----------------------------

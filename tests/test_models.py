@@ -9,7 +9,9 @@ from accelsim.spec import list_models, load_model
 from accelsim.spec.model import parse_model
 
 REQUIRED = {"llama3-8b", "llama3-70b", "llama3.1-405b", "llama2-70b", "llama4-scout", "llama4-maverick",
-            "llama4-behemoth", "mixtral-8x7b", "deepseek-v3", "dlrm-v2", "dlrm-rm1", "dlrm-rm2", "dlrm-rm3"}
+            "llama4-behemoth", "mixtral-8x7b", "deepseek-v3", "dlrm-v2", "dlrm-rm1", "dlrm-rm2", "dlrm-rm3",
+            "qwen3-8b", "qwen3-14b", "qwen3-32b", "qwen3-30b-a3b", "qwen3-235b-a22b", "qwen3-coder-480b-a35b",
+            "gpt-oss-20b", "gpt-oss-120b", "gemma3-12b", "gemma3-27b"}
 
 # Published totals (billions): total, active. Sources: the issue / hardware_and_data.md §3.
 PUBLISHED = {

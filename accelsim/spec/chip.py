@@ -19,18 +19,20 @@ from accelsim.spec._toml import Reader, catalog_names, read, resolve
 Dtype = Literal["fp32", "bf16", "fp8", "fp4", "int8"]
 DTYPES: tuple[str, ...] = ("fp32", "bf16", "fp8", "fp4", "int8")
 # The formats a model is served in (`--dtype`, `--kv-dtype` of every command).
-ServingDtype = Literal["bf16", "fp8", "fp4"]
-SERVING_DTYPES: tuple[ServingDtype, ...] = ("bf16", "fp8", "fp4")
+# mxfp4: MoE expert weights in OCP MXFP4, every other weight in bf16 (as gpt-oss ships); weight-only,
+# so its matmuls compute in bf16 (`_FALLBACK`).
+ServingDtype = Literal["bf16", "fp8", "fp4", "mxfp4"]
+SERVING_DTYPES: tuple[ServingDtype, ...] = ("bf16", "fp8", "fp4", "mxfp4")
 # The chip values a what-if may scale (`Chip.scaled`, `--what-if KEY=FACTOR`, the dashboard sliders).
 WhatIfKey = Literal["mem_bw", "flops", "capacity", "tdp"]
 WHAT_IF_KEYS: tuple[WhatIfKey, ...] = ("mem_bw", "flops", "capacity", "tdp")
 # Storage bytes per element. fp4 carries one 8-bit scale per 32 elements (OCP MX), hence 4.25 bits.
 DTYPE_BYTES: Mapping[str, float] = MappingProxyType(
-    {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0, "fp4": 4.25 / 8}
+    {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0, "fp4": 4.25 / 8, "mxfp4": 4.25 / 8}
 )
 # When a chip has no unit for a format it computes in the next wider one it has.
 _FALLBACK = {"fp4": ("fp4", "fp8", "bf16"), "fp8": ("fp8", "bf16"), "int8": ("int8", "fp8", "bf16"),
-             "bf16": ("bf16",), "fp32": ("fp32", "bf16")}
+             "bf16": ("bf16",), "fp32": ("fp32", "bf16"), "mxfp4": ("bf16",)}
 
 Family = Literal["gpu", "mtia", "tpu", "cpu"]
 

@@ -35,13 +35,21 @@ class MoE:
 class Attention:
     kind: Literal["gqa", "mla"] = "gqa"
     chunk_size: int = 0  # >0: chunked local attention (Llama 4) on all but the global layers
-    global_every: int = 0  # with chunk_size: every N-th layer attends to the whole context
+    sliding_window: int = 0  # >0: sliding-window attention (Gemma 3, gpt-oss) on all but the global layers
+    global_every: int = 0  # with a local window: every N-th layer attends to the whole context
+    sinks: bool = False  # a learned sink logit per head (gpt-oss): one parameter per head and layer
     # Multi-head latent attention (DeepSeek-V3); zero for GQA.
     q_lora_rank: int = 0
     kv_lora_rank: int = 0
     qk_nope_head_dim: int = 0
     qk_rope_head_dim: int = 0
     v_head_dim: int = 0
+
+    @property
+    def local_window(self) -> int:
+        """Tokens a local layer attends to and keeps in its KV cache (0: no local layers). A chunk
+        of Llama 4 and a sliding window cost the same bound: at most `local_window` positions."""
+        return self.chunk_size or self.sliding_window
 
 
 @dataclass(frozen=True)
@@ -77,7 +85,7 @@ class LLM:
     def num_local_attention_layers(self) -> int:
         """Layers whose attention window is capped at `attention.chunk_size`."""
         a = self.attention
-        if a.chunk_size <= 0:
+        if a.local_window <= 0:
             return 0
         n_global = self.num_layers // a.global_every if a.global_every else 0
         return self.num_layers - n_global
@@ -91,7 +99,7 @@ class LLM:
             q = d * a.q_lora_rank + a.q_lora_rank * h * qk if a.q_lora_rank else d * h * qk
             kv = d * (a.kv_lora_rank + a.qk_rope_head_dim) + a.kv_lora_rank * h * (a.qk_nope_head_dim + a.v_head_dim)
             return q + kv + h * a.v_head_dim * d
-        return d * h * self.head_dim * 2 + 2 * d * self.num_kv_heads * self.head_dim
+        return d * h * self.head_dim * 2 + 2 * d * self.num_kv_heads * self.head_dim + (h if a.sinks else 0)
 
     def _ffn_params(self, width: int) -> int:
         return 3 * self.hidden_size * width  # gate, up, down
@@ -134,7 +142,7 @@ class LLM:
 
         ctx = np.asarray(context, dtype=float)
         local = self.num_local_attention_layers
-        capped = np.minimum(ctx, self.attention.chunk_size) if local else ctx
+        capped = np.minimum(ctx, self.attention.local_window) if local else ctx
         return (self.num_layers - local) * ctx + local * capped
 
     def to_dict(self) -> dict[str, Any]:
@@ -165,6 +173,12 @@ class Ranking:
     dcn_low_rank_dim: int = 0
     published_total_params: float | None = None
     assumptions: Mapping[str, str] = field(default_factory=dict)
+    # How it is served ([inference] table): user-item pairs per ranking query (MLPerf's "sample"),
+    # the stored table format (None: the serving --dtype) and the Zipf exponent of row popularity
+    # within a table (0: uniform ids); see accelsim.ranking.
+    candidates_per_query: float = 1.0
+    embedding_dtype: str | None = None
+    access_zipf_alpha: float = 0.0
     kind: Literal["ranking"] = "ranking"
 
     @property
@@ -244,11 +258,15 @@ def _parse_llm(r: Reader, name: str) -> LLM:
         attention = Attention(
             kind=kind,  # type: ignore[arg-type]
             chunk_size=a.int("chunk_size", 0),
+            sliding_window=a.int("sliding_window", 0),
             global_every=a.int("global_every", 0),
+            sinks=a.bool("sinks", False),
             **{k: a.int(k, 0) for k in ("q_lora_rank", "kv_lora_rank", "qk_nope_head_dim",
                                          "qk_rope_head_dim", "v_head_dim")},
         )
         a.done()
+        if attention.chunk_size and attention.sliding_window:
+            raise UserError(f"{r.file}: give one of attention.chunk_size and attention.sliding_window, not both")
         if kind == "mla" and not (attention.kv_lora_rank and attention.v_head_dim):
             raise UserError(f"{r.file}: MLA attention needs kv_lora_rank and v_head_dim")
     m = r.table_("moe", required=False)
@@ -293,6 +311,20 @@ def _parse_llm(r: Reader, name: str) -> LLM:
     return model
 
 
+def _ranking_inference(r: Reader) -> dict[str, Any]:
+    """The optional [inference] table of a ranking workload (defaults: one pair per query, tables
+    in the serving format, uniform ids)."""
+    t = r.table_("inference", required=False)
+    if t is None:
+        return {}
+    out = dict(candidates_per_query=t.number("candidates_per_query", 1.0, lo=1.0),
+               embedding_dtype=t.str("embedding_dtype", None, choices=("fp32", "fp16", "bf16", "fp8", "int8"))
+               if t.has("embedding_dtype") else None,
+               access_zipf_alpha=t.number("access_zipf_alpha", 0.0, lo=0.0, hi=3.0))
+    t.done()
+    return out
+
+
 def _parse_ranking(r: Reader, name: str) -> Ranking:
     arch = r.table_("architecture")
     assert arch is not None
@@ -311,6 +343,7 @@ def _parse_ranking(r: Reader, name: str) -> Ranking:
         interaction=arch.str("interaction", choices=("dot", "dcn", "cat")),  # type: ignore[arg-type]
         dcn_num_layers=arch.int("dcn_num_layers", 0),
         dcn_low_rank_dim=arch.int("dcn_low_rank_dim", 0),
+        **_ranking_inference(r),
     )
     arch.done()
     if len(model.table_rows) != len(model.lookups_per_table):
