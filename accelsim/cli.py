@@ -20,6 +20,7 @@ from accelsim.errors import UserError
 # Modules that contribute subcommands, in the order they appear in `accelsim --help`.
 COMMAND_MODULES = (
     "accelsim.commands",  # hw, workloads, predict
+    "accelsim.pareto_cli",  # pareto
     "accelsim.calibrate.cli",  # measure, calibrate
     "accelsim.gpudata.cli",  # import
     "accelsim.tune.cli",  # tune
@@ -34,7 +35,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line and exit 2, like every other bad input."""
 
     def error(self, message: str) -> NoReturn:
-        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        sys.stderr.write(f"{self.prog}: error: {one_line(message)}\n")
         sys.exit(2)
 
 
@@ -78,17 +79,51 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
+def one_line(message: str) -> str:
+    """`message` with control characters (a newline in a user's file name ...) escaped: one line."""
+    if message.isprintable():
+        return message
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in message)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Run one command. Exit codes: 0 done, 2 bad input (one line on stderr, nothing written),
+    130 interrupted, 141 stdout closed early (`accelsim ... | head`: quiet, as SIGPIPE would be)."""
     try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
         return int(args.func(args) or 0)
     except UserError as exc:
-        sys.stderr.write(f"accelsim: error: {exc}\n")
-        return 2
+        return _fail(str(exc))
+    except UnicodeDecodeError as exc:  # a user file that is not UTF-8, wherever it was read
+        return _fail(f"a file is not UTF-8 text ({exc.reason} at byte {exc.start}); accelsim reads UTF-8")
+    except OSError as exc:
+        if isinstance(exc, BrokenPipeError):
+            return _broken_pipe()
+        if exc.filename is None:
+            raise
+        # a path the checks could not foresee (disk full, permissions changed mid-run ...)
+        return _fail(f"{exc.filename}: {exc.strerror or exc}")
     except KeyboardInterrupt:
         sys.stderr.write("accelsim: interrupted\n")
         return 130
+
+
+def _fail(message: str) -> int:
+    sys.stderr.write(f"accelsim: error: {one_line(message)}\n")
+    return 2
+
+
+def _broken_pipe() -> int:
+    """The reader of stdout went away: silence the flush at exit (it would raise again) and stop."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a real file (tests capture it)
+        pass
+    return 141
 
 
 if __name__ == "__main__":  # pragma: no cover

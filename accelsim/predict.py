@@ -468,7 +468,7 @@ Prediction = LLMPrediction | RankingPrediction
 
 
 def predict(chip: Chip, model: Model, *, chips: int, eff: Efficiency, tp: int | None = None,
-            ep: int | None = None, pp: int | None = None, shards: int | None = None, dtype: ServingDtype = "bf16",
+            ep: int | None = None, pp: int | None = None, shards: int | None = None, dtype: ServingDtype | None = None,
             kv_dtype: ServingDtype | None = None, input_len: int = 1000, output_len: int = 1000,
             batch: int | None = None, max_ttft: float | None = None, max_tpot: float | None = None,
             max_latency: float | None = None, modes: Modes = PLAIN, attention_dp: bool = False,
@@ -483,14 +483,16 @@ def predict(chip: Chip, model: Model, *, chips: int, eff: Efficiency, tp: int | 
     rule (replicas when the tables fit, else the smallest group that holds them); `placement`
     ('replicated', 'table_wise', 'row_wise', 'column_wise'; None or 'auto': the planner's) pins
     how the tables are split (accelsim.ranking).
+    `dtype` None: the model's default format (`search.default_dtype`: fp8 LLMs, bf16 ranking).
     The batch is searched under the SLOs unless given. Raises UserError for bad input, a model
     that does not fit, or SLOs no batch meets.
     """
-    from accelsim.search import Query, best  # the search evaluates through this module's metrics
+    from accelsim.search import Query, best, default_dtype  # the search evaluates through this module's metrics
 
     if chips < 1:
         raise UserError(f"--chips must be >= 1, got {chips}")
-    q = Query(model, eff, dtype, kv_dtype=kv_dtype, input_len=input_len, output_len=output_len, batch=batch,
+    q = Query(model, eff, dtype or default_dtype(model), kv_dtype=kv_dtype, input_len=input_len,
+              output_len=output_len, batch=batch,
               max_ttft=max_ttft, max_tpot=max_tpot, max_latency=max_latency, modes=modes,
               attention_dp=attention_dp,
               placement=parse_placement(placement) if isinstance(placement, str) or placement is None else placement)
