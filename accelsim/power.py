@@ -69,22 +69,18 @@ def clock_fraction_at_cap(idle_w: ArrayLike, tdp_w: ArrayLike, cap_w: ArrayLike,
     return np.minimum(1.0, (np.minimum(cap, tdp) - idle) / (tdp - idle)) ** (1.0 / exponent)
 
 
-def capped_chip(chip: Chip, cap_w: float, exponent: float | None = None) -> Chip:
+def capped_chip(chip: Chip, cap_w: float, exponent: float) -> Chip:
     """The chip under a power cap: every FLOP rate x s (`clock_fraction_at_cap`), TDP -> cap.
 
     Memory bandwidth is unchanged (HBM runs on its own clock). `Chip.scaled` scales idle power with
     TDP, so a capped chip idles slightly lower than the real part would (optimistic at low load).
-    `exponent` defaults to `power_cap.dvfs_exponent` in accelsim/plan/defaults.toml (assumed 3).
+    `exponent`: the DVFS exponent (the planner passes `power_cap.dvfs_exponent` of plan/defaults.toml).
     Raises UserError for a cap at or below idle power. A cap at or above TDP returns the chip.
     """
     from accelsim.errors import UserError
 
     if cap_w >= chip.tdp_w:
         return chip
-    if exponent is None:
-        from accelsim.plan.defaults import value
-
-        exponent = value("power_cap", "dvfs_exponent").value
     if not cap_w > chip.idle_w:
         raise UserError(f"power cap {cap_w:g} W must be above {chip.name}'s idle power {chip.idle_w:g} W")
     s = float(clock_fraction_at_cap(chip.idle_w, chip.tdp_w, cap_w, exponent))

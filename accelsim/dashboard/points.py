@@ -90,7 +90,7 @@ class MeasuredPoint:
 
 
 def default_measured_dir() -> Path:
-    from accelsim.spec._toml import catalog_dir
+    from accelsim.spec import catalog_dir
 
     return catalog_dir("hwmodels") / "measured"
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from accelsim.spec._toml import Reader
+from accelsim.spec import Reader
 from accelsim.spec.chip import Chip, Value
 
 FILE = "defaults.toml"

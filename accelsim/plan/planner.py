@@ -56,7 +56,8 @@ def plan(chip: Chip | str, model: Model | str, *, site_power_w: float | None = N
         from accelsim.stacks import load_stack
 
         eff = load_stack()
-    served = capped_chip(chip, power_cap_w) if power_cap_w is not None else chip
+    exponent = value("power_cap", "dvfs_exponent").value
+    served = capped_chip(chip, power_cap_w, exponent) if power_cap_w is not None else chip
     pt = point or best(served, query(model, eff, dtype, input_len=input_len, output_len=output_len,
                                      max_ttft=max_ttft, max_tpot=max_tpot, max_latency=max_latency), layout=layout)
 

@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 from accelsim.errors import UserError
 from accelsim.serve.failures import FailureModel
-from accelsim.spec._toml import read_user_file
+from accelsim.spec import read_user_file
 
 Router = Literal["round-robin", "least-outstanding"]
 Arrival = Literal["poisson", "gamma", "trace"]

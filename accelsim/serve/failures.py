@@ -37,7 +37,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from accelsim.errors import UserError
-from accelsim.spec._toml import read_user_file
+from accelsim.spec import read_user_file
 
 LLAMA3_CHIPS = 16_384
 LLAMA3_HOURS = 54 * 24

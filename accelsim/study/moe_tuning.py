@@ -19,8 +19,7 @@ from accelsim import measurements
 from accelsim.ops import Op, OpKind, fused_moe_counts, fused_moe_ops
 from accelsim.perf import HwVec, Roofline, cost
 from accelsim.report import Report
-from accelsim.spec import list_chips, load_chip
-from accelsim.spec._toml import catalog_dir
+from accelsim.spec import catalog_dir, list_chips, load_chip
 from accelsim.spec.chip import DTYPE_BYTES, Chip
 from accelsim.spec.model import LLM
 from accelsim.study.common import Params, colours, label, style

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from accelsim.errors import UserError
-from accelsim.spec._toml import Reader, read, resolve
+from accelsim.spec import Reader, read, resolve
 
 
 @dataclass(frozen=True)

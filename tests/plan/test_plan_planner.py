@@ -124,14 +124,14 @@ def test_best_point_is_the_best_layout():
 
 def test_capped_chip_rule():
     chip = load_chip("mtia-450")  # idle 140 W, TDP 1,400 W
-    assert capped_chip(chip, 1400) is chip and capped_chip(chip, 2000) is chip
+    assert capped_chip(chip, 1400, 3) is chip and capped_chip(chip, 2000, 3) is chip
     cap = 140 + (1400 - 140) / 8  # (1/8)^(1/3) = 0.5
     c = capped_chip(chip, cap, exponent=3)
     assert c.flops("fp8") == pytest.approx(0.5 * chip.flops("fp8"))
     assert c.mem_bw_bytes_per_s == chip.mem_bw_bytes_per_s and c.tdp_w == pytest.approx(cap)
     assert float(clock_fraction_at_cap(100, 1000, 1000, 3)) == 1.0
     with pytest.raises(UserError):
-        capped_chip(chip, 100)
+        capped_chip(chip, 100, 3)
 
 
 def test_cap_lowers_per_chip_rate_and_fits_more_chips():
