@@ -3,42 +3,38 @@
 from __future__ import annotations
 
 import argparse
+import math
 from typing import Any
 
-_DTYPES = ("bf16", "fp8", "fp4")
+from accelsim import args as A
+from accelsim import validate as V
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser("plan", help="capacity of a site, or the site a demand needs (chips, racks, MW, tokens/J)")
-    p.add_argument("--hw", required=True, help="chip name or .toml path")
-    p.add_argument("--model", required=True, help="model name or .toml path")
-    goal = p.add_mutually_exclusive_group(required=True)
-    goal.add_argument("--site-power-w", type=float, help="facility power budget, W (e.g. 1e9 for 1 GW)")
-    goal.add_argument("--demand-tokens-per-s", type=float, help="LLM demand, output tokens/s")
-    goal.add_argument("--demand-samples-per-s", type=float, help="ranking demand, samples/s")
-    p.add_argument("--pue", type=float, default=None, help="power usage effectiveness (default 1.08, Meta fleet)")
-    p.add_argument("--pue-range", default=None, metavar="LO,HI",
+    A.add_hardware(p)
+    A.add_serving(p)
+    g = p.add_argument_group("goal (one of)")
+    goal = g.add_mutually_exclusive_group(required=True)
+    goal.add_argument("--site-power-w", type=V.number(hi=V.MAX_POWER_W),
+                      help="facility power budget, W (e.g. 1e9 for 1 GW)")
+    goal.add_argument("--demand-tokens-per-s", type=V.number(hi=1e12), help="LLM demand, output tokens/s")
+    goal.add_argument("--demand-samples-per-s", type=V.number(hi=1e12), help="ranking demand, samples/s")
+    g = p.add_argument_group("site")
+    g.add_argument("--pue", type=V.number(1.0, 3.0, lo_open=False), default=None,
+                   help="power usage effectiveness (default 1.08, Meta fleet)")
+    g.add_argument("--pue-range", default=None, metavar="LO,HI",
                    help="seasonal PUE range: provision at HI, average energy at the midpoint")
-    p.add_argument("--input-len", type=int, default=1000)
-    p.add_argument("--output-len", type=int, default=1000)
-    p.add_argument("--max-ttft", type=float, default=None, help="SLO on time to first token, s")
-    p.add_argument("--max-tpot", type=float, default=None, help="SLO on time per output token, s")
-    p.add_argument("--max-latency", type=float, default=None, help="ranking: SLO on batch latency, s (default 0.06)")
-    p.add_argument("--headroom", type=float, default=0.0, help="spare capacity as a fraction of demand (0.2 = +20%%)")
-    p.add_argument("--availability", type=float, default=None,
+    g.add_argument("--headroom", type=V.number(0.0, 100.0, lo_open=False), default=0.0,
+                   help="spare capacity as a fraction of demand (0.2 = +20%%)")
+    g.add_argument("--availability", type=V.fraction(lo_open=True), default=None,
                    help="replica availability in (0, 1] (default: from the failure model in plan/defaults.toml)")
-    p.add_argument("--power-cap-w", type=float, default=None, help="cap each chip at this power (lower clocks)")
-    p.add_argument("--dtype", choices=_DTYPES, default=None, help="weight format (default fp8 for LLMs, bf16 ranking)")
-    p.add_argument("--tp", type=int, default=None, help="pin the replica layout instead of searching")
-    p.add_argument("--ep", type=int, default=1)
-    p.add_argument("--pp", type=int, default=1)
-    p.add_argument("--host-overhead-w", type=float, default=None, help="W of host/network/fans per chip")
-    p.add_argument("--chips-per-rack", type=int, default=None)
-    p.add_argument("--rack-power-limit-w", type=float, default=None)
-    p.add_argument("--fidelity", choices=("analytical", "roofline"), default="analytical")
-    p.add_argument("--stack", default=None, help="software stack from accelsim/data/stacks.toml")
-    p.add_argument("--calibration", default=None, help="calibration profile (accelsim calibrate)")
-    p.add_argument("--what-if", default=None, metavar="K=F,...", help="scale chip values, e.g. mem_bw=2,flops=0.5")
+    g.add_argument("--power-cap-w", type=V.number(hi=1e5), default=None,
+                   help="cap each chip at this power (lower clocks)")
+    g.add_argument("--host-overhead-w", type=V.number(0.0, 1e5, lo_open=False), default=None,
+                   help="W of host/network/fans per chip")
+    g.add_argument("--chips-per-rack", type=V.count(hi=100_000), default=None)
+    g.add_argument("--rack-power-limit-w", type=V.number(hi=1e8), default=None)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_plan)
 
@@ -52,34 +48,33 @@ def _pue_range(text: str | None) -> tuple[float, float] | None:
     try:
         if not sep:
             raise ValueError
-        return float(lo), float(hi)
+        pair = float(lo), float(hi)
     except ValueError:
         raise UserError(f"--pue-range '{text}' must be LO,HI, e.g. 1.05,1.12") from None
+    if not (all(map(math.isfinite, pair)) and 1.0 <= pair[0] <= pair[1] <= 3.0):
+        raise UserError(f"--pue-range '{text}' must be LO,HI with 1 <= LO <= HI <= 3")
+    return pair
 
 
 def _plan(args: argparse.Namespace) -> int:
     from accelsim.cli import print_json
-    from accelsim.efficiency import efficiency_from_args, parse_what_if
     from accelsim.errors import UserError
-    from accelsim.graph import Parallel
     from accelsim.plan.planner import plan
-    from accelsim.spec import load_chip
+    from accelsim.spec import load_model
 
     if args.pue is not None and args.pue_range is not None:
         raise UserError("give --pue or --pue-range, not both")
-    chip = load_chip(args.hw)
-    factors = parse_what_if(args.what_if)
-    if factors:
-        chip = chip.scaled(**factors)
-    r = plan(chip, args.model, site_power_w=args.site_power_w, demand_tokens_per_s=args.demand_tokens_per_s,
+    (chip,) = A.chips_from(args)
+    model = load_model(args.model)
+    if args.batch is not None:
+        raise UserError("plan searches the batch under the SLOs; --batch is for predict")
+    r = plan(chip, model, site_power_w=args.site_power_w, demand_tokens_per_s=args.demand_tokens_per_s,
              demand_samples_per_s=args.demand_samples_per_s, pue=args.pue, pue_range=_pue_range(args.pue_range),
              input_len=args.input_len, output_len=args.output_len, max_ttft=args.max_ttft, max_tpot=args.max_tpot,
              max_latency=args.max_latency, headroom=args.headroom, availability=args.availability,
-             power_cap_w=args.power_cap_w, dtype=args.dtype,
-             eff=efficiency_from_args(args.fidelity, args.stack, args.calibration),
-             layout=Parallel(args.tp, args.ep, args.pp) if args.tp else None,
-             host_overhead_w_per_chip=args.host_overhead_w, chips_per_rack=args.chips_per_rack,
-             rack_power_limit_w=args.rack_power_limit_w)
+             power_cap_w=args.power_cap_w, dtype=args.dtype, kv_dtype=args.kv_dtype, eff=A.efficiency_from(args),
+             layout=A.layout_from(args, model), host_overhead_w_per_chip=args.host_overhead_w,
+             chips_per_rack=args.chips_per_rack, rack_power_limit_w=args.rack_power_limit_w)
     if args.json:
         print_json(r)
         return 0
@@ -88,9 +83,10 @@ def _plan(args: argparse.Namespace) -> int:
     goal = (f"site of {r['site_power_w'] / 1e6:,.1f} MW" if r["mode"] == "site"
             else f"demand of {r[f'demand_{u}_per_s']:,.0f} {u}/s (+{r['headroom']:.0%} headroom)")
     print(f"{r['model']} on {r['hw']}: {goal}  [fidelity: {r['fidelity']}]")
-    print(f"  {r['chips']:,} chips in {r['racks']:,} racks ({r['chips_per_rack']} per rack"
-          f"{', rack power limit binds' if r['rack_limit_binds'] else ''}); replica tp={rep['tp']} ep={rep['ep']} "
-          f"pp={rep['pp']} batch {rep['batch']} {rep['dtype']}")
+    racks = f"{r['racks']:,} rack{'s' * (r['racks'] != 1)}"
+    print(f"  {r['chips']:,} chip{'s' * (r['chips'] != 1)} in {racks} ({r['chips_per_rack']} per rack"
+          f"{', rack power limit binds' if r['rack_limit_binds'] else ''}); replica {rep['layout']} "
+          f"batch {rep['batch']} {rep['dtype']}")
     print(f"  power: IT {r['it_power_w'] / 1e6:,.2f} MW, facility {r['facility_power_w'] / 1e6:,.2f} MW at PUE "
           f"{r['pue']:g} (provisioned); average draw {r['facility_power_avg_w'] / 1e6:,.2f} MW")
     print(f"  serves {r[f'throughput_{u}_per_s']:,.0f} {u}/s at full load, {r[f'servable_{u}_per_s']:,.0f} {u}/s "

@@ -28,7 +28,8 @@ def plan(chip: Chip | str, model: Model | str, *, site_power_w: float | None = N
          pue: float | None = None, pue_range: tuple[float, float] | None = None, input_len: int = 1000,
          output_len: int = 1000, max_ttft: float | None = None, max_tpot: float | None = None,
          max_latency: float | None = None, headroom: float = 0.0, availability: float | None = None,
-         power_cap_w: float | None = None, dtype: ServingDtype | None = None, eff: Efficiency | None = None,
+         power_cap_w: float | None = None, dtype: ServingDtype | None = None,
+         kv_dtype: ServingDtype | None = None, eff: Efficiency | None = None,
          layout: Layout | None = None, host_overhead_w_per_chip: float | None = None,
          chips_per_rack: int | None = None, rack_power_limit_w: float | None = None,
          point: Prediction | None = None) -> dict[str, Any]:
@@ -58,7 +59,7 @@ def plan(chip: Chip | str, model: Model | str, *, site_power_w: float | None = N
         eff = load_stack()
     exponent = value("power_cap", "dvfs_exponent").value
     served = capped_chip(chip, power_cap_w, exponent) if power_cap_w is not None else chip
-    pt = point or best(served, query(model, eff, dtype, input_len=input_len, output_len=output_len,
+    pt = point or best(served, query(model, eff, dtype, kv_dtype=kv_dtype, input_len=input_len, output_len=output_len,
                                      max_ttft=max_ttft, max_tpot=max_tpot, max_latency=max_latency), layout=layout)
 
     rd = rack_defaults(chip)
