@@ -6,6 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from accelsim.errors import UserError
+from accelsim.validate import check_range
+
+MAX_WHAT_IF = 1000.0  # a what-if scales a chip value by 1/1000 to 1000x (three orders of magnitude)
 
 
 def parse_what_if(text: str | None) -> dict[str, float]:
@@ -16,9 +19,11 @@ def parse_what_if(text: str | None) -> dict[str, float]:
         if not sep or key.strip() not in ("mem_bw", "flops", "capacity", "tdp"):
             raise UserError(f"--what-if '{part}' must be KEY=FACTOR with KEY one of mem_bw, flops, capacity, tdp")
         try:
-            out[key.strip()] = float(val)
+            factor = float(val)
         except ValueError:
             raise UserError(f"--what-if '{part}': factor '{val}' is not a number") from None
+        check_range(factor, f"--what-if {key.strip()}", lo=1 / MAX_WHAT_IF, hi=MAX_WHAT_IF, exc=UserError)
+        out[key.strip()] = factor
     return out
 
 

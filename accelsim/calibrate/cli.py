@@ -4,34 +4,44 @@ imported inside the handlers, so registering these commands costs `accelsim pred
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from typing import Any
 
+from accelsim import validate as V
 from accelsim.errors import UserError
+
+MAX_REPS = 10_000  # timed repetitions per shape: beyond this a quick grid runs for hours
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser("measure", help="time real operators on a device and write a measurement CSV")
     p.add_argument("--device", required=True, choices=("cpu",),
                    help="device to time on (GPU measurements come from the kernel benchmark and the tuner)")
-    p.add_argument("--out", required=True, help="measurement CSV to write (accelsim.measurements schema)")
+    p.add_argument("--out", required=True, type=V.output_file,
+                   help="measurement CSV to write (accelsim.measurements schema)")
     p.add_argument("--quick", action="store_true", help="a smaller grid (< 15 s on 2 cores)")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default 1; part of the device name)")
-    p.add_argument("--reps", type=int, default=None, help="timed repetitions per shape (default 7, quick 5)")
+    p.add_argument("--threads", type=V.count(hi=os.cpu_count() or 1), default=None,
+                   help="torch threads, at most this machine's cores (default 1; part of the device name)")
+    p.add_argument("--reps", type=V.count(lo=3, hi=MAX_REPS), default=None,
+                   help=f"timed repetitions per shape, 3 to {MAX_REPS} (default 7, quick 5)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_measure)
 
     p = sub.add_parser("calibrate", help="fit efficiency curves to measurements and report held-out error")
-    p.add_argument("--measurements", nargs="+", required=True, metavar="PATH", help="measurement CSV file(s)")
+    p.add_argument("--measurements", nargs="+", required=True, metavar="PATH", type=V.input_file,
+                   help="measurement CSV file(s)")
     p.add_argument("--hw", default=None,
                    help="catalog chip the measurements ran on (default: from the device fingerprint; "
                         "a CPU's peaks are measured)")
-    p.add_argument("--out", required=True, help="calibration profile to write (JSON)")
-    p.add_argument("--test-fraction", type=float, default=0.25, help="share of shapes held out (default 0.25)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the held-out split")
+    p.add_argument("--out", required=True, type=V.output_file, help="calibration profile to write (JSON)")
+    p.add_argument("--test-fraction", type=V.number(0.0, 0.9), default=0.25,
+                   help="share of shapes held out, in (0, 0.9] (default 0.25)")
+    p.add_argument("--seed", type=V.seed, default=0, help="seed of the held-out split")
     p.add_argument("--stack", default=None, help="analytical stack to compare with (default trtllm-fp8)")
-    p.add_argument("--plots", default=None, metavar="DIR", help="write predicted-vs-measured and roofline HTML")
+    p.add_argument("--plots", default=None, metavar="DIR", type=V.output_dir,
+                   help="write predicted-vs-measured and roofline HTML")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_calibrate)
 
