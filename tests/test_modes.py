@@ -11,8 +11,17 @@ from accelsim import ops as O
 from accelsim.errors import UserError
 from accelsim.graph import Parallel, Precision, llm_ops
 from accelsim.memory import kv_bytes_per_seq, llm_weight_bytes_per_chip, plan_llm
-from accelsim.modes import (Modes, SpecDecode, decode_step, expected_tokens_per_step, parse_spec_decode,
-                            prefill_shape, spec_decode_speedup, vision_encoder, vision_ops)
+from accelsim.modes import (
+    Modes,
+    SpecDecode,
+    decode_step,
+    expected_tokens_per_step,
+    parse_spec_decode,
+    prefill_shape,
+    spec_decode_speedup,
+    vision_encoder,
+    vision_ops,
+)
 from accelsim.perf import HwVec, Roofline
 from accelsim.spec import load_chip, load_model
 
@@ -68,7 +77,7 @@ def test_prefix_hit_removes_h_of_linear_flops_and_h2_of_causal_attention(h: floa
     full = llm_ops(model, par, PREC, "prefill", float(L), L / 2, prefill_sequences=1.0)
     new, ctx = prefill_shape(L, h)
     hit = llm_ops(model, par, PREC, "prefill", new, ctx, prefill_sequences=1.0)
-    lm = lambda ops: [o for o in ops if o.name != "lm_head"]  # noqa: E731 - the LM head runs once per prompt either way
+    lm = lambda ops: [o for o in ops if o.name != "lm_head"]
     assert _flops(lm(hit), GEMMS) == pytest.approx((1 - h) * _flops(lm(full), GEMMS), rel=1e-12)
     # causal attention: new positions hL..L each attend to all before them; integral (1 - h^2) L^2 / 2
     assert _flops(hit, ATTN) == pytest.approx((1 - h * h) * _flops(full, ATTN), rel=1e-12)
@@ -84,12 +93,12 @@ def test_wide_ep_with_attention_dp_conserves_tokens_flops_and_memory() -> None:
     wide.validate(model)
     per_chip = llm_ops(model, wide, PREC, "decode", t, ctx)
     # attention, dense FFN, shared expert and LM head: the 8 DP groups split the tokens, nothing repeated
-    not_routed = lambda ops: [o for o in ops if o.kind is not O.OpKind.GROUPED_GEMM]  # noqa: E731
+    not_routed = lambda ops: [o for o in ops if o.kind is not O.OpKind.GROUPED_GEMM]
     assert 8 * _flops(not_routed(per_chip), GEMMS + ATTN) == pytest.approx(
         _flops(not_routed(one), GEMMS + ATTN), rel=1e-12)
     # routed experts: each chip gets the same rows as with experts spread over an 8-way TP group
     tp8 = llm_ops(model, Parallel(tp=8, ep=8), PREC, "decode", t, ctx)
-    routed = lambda ops: [o for o in ops if o.kind is O.OpKind.GROUPED_GEMM]  # noqa: E731
+    routed = lambda ops: [o for o in ops if o.kind is O.OpKind.GROUPED_GEMM]
     assert _flops(routed(per_chip), GEMMS) == pytest.approx(_flops(routed(tp8), GEMMS), rel=1e-12)
     # weights: experts once over the 8 chips, the rest once per DP group (counted from the architecture)
     experts = model.num_moe_layers * m.num_experts * 3 * model.hidden_size * m.expert_intermediate_size
