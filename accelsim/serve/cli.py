@@ -12,8 +12,8 @@ import sys
 from typing import Any
 
 from accelsim.errors import UserError
+from accelsim.spec.chip import SERVING_DTYPES
 
-_DTYPES = ("bf16", "fp8", "fp4")
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
@@ -35,8 +35,9 @@ def register(sub: Any) -> None:
     g.add_argument("--ep", type=int, default=1, help="expert parallel size (divides tp)")
     g.add_argument("--pp", type=int, default=1, help="pipeline stages")
     g.add_argument("--replicas", type=int, default=None, help="replicas (default: chips / (tp x pp))")
-    g.add_argument("--dtype", choices=_DTYPES, default="bf16")
-    g.add_argument("--kv-dtype", choices=_DTYPES, default=None)
+    g.add_argument("--dtype", choices=SERVING_DTYPES, default=None,
+                   help="weight/compute format (default: fp8 for LLMs, bf16 for ranking, as predict and plan)")
+    g.add_argument("--kv-dtype", choices=SERVING_DTYPES, default=None)
     g.add_argument("--cluster", metavar="FILE", help="TOML with [[llm]] and [[ranking]] replica groups (heterogeneous)")
     g.add_argument("--max-seqs", type=int, default=None, help="running sequences per replica (default 256)")
     g.add_argument("--max-batched-tokens", type=int, default=None, help="tokens per step (default 8192)")
@@ -61,8 +62,11 @@ def register(sub: Any) -> None:
     o = p.add_argument_group("failures, power, SLOs, output")
     o.add_argument("--failures", default="default", help="default | none | FILE (TOML, rates per chip-hour)")
     o.add_argument("--power-cap-w", type=float, default=None, help="site cap on accelerator power, W")
-    o.add_argument("--slo-ttft", type=float, default=2.0, help="s, for goodput")
-    o.add_argument("--slo-tpot", type=float, default=0.2, help="s, for goodput")
+    # the SLO flags of predict and plan; here they count goodput (the old --slo-* names still work)
+    o.add_argument("--max-ttft", "--slo-ttft", dest="slo_ttft", type=float, default=2.0,
+                   help="time to first token SLO, s, for goodput")
+    o.add_argument("--max-tpot", "--slo-tpot", dest="slo_tpot", type=float, default=0.2,
+                   help="time per output token SLO, s, for goodput")
     o.add_argument("--interval", type=duration, default=None, help="time-series bin (default duration/200)")
     o.add_argument("--seed", type=int, default=0)
     o.add_argument("--fidelity", choices=("analytical", "roofline"), default="analytical")
@@ -90,6 +94,7 @@ def register(sub: Any) -> None:
 def _config(args: argparse.Namespace) -> Any:
     import dataclasses
 
+    from accelsim.search import default_dtype
     from accelsim.serve import config as C
     from accelsim.serve.failures import load_failures
     from accelsim.spec import load_model
@@ -116,6 +121,7 @@ def _config(args: argparse.Namespace) -> Any:
         if args.chips < 1:
             raise UserError(f"--chips must be >= 1, got {args.chips}")
         model = load_model(args.model)
+        dtype = args.dtype or default_dtype(model)
         if isinstance(model, Ranking):
             if ranking is not None:
                 raise UserError("--model is a ranking model already; drop --ranking-model/--ranking-rate")
@@ -125,14 +131,14 @@ def _config(args: argparse.Namespace) -> Any:
             rate = _rate(args)
             ranking = C.RankingTraffic(args.model, rate, args.ranking_samples, args.ranking_slo,
                                        "gamma" if args.arrival == "gamma" else "poisson", args.cv)
-            groups, rk_groups = (), (C.RankingGroup(args.hw, reps, args.chips // reps, args.dtype),)
+            groups, rk_groups = (), (C.RankingGroup(args.hw, reps, args.chips // reps, dtype),)
         else:
             tp = args.tp if args.tp is not None else args.chips // ((args.replicas or 1) * args.pp)
             reps = args.replicas if args.replicas is not None else args.chips // max(tp * args.pp, 1)
             if tp < 1 or reps < 1 or reps * tp * args.pp != args.chips:
                 raise UserError(f"--chips {args.chips} must equal replicas x tp x pp "
                                 f"({args.replicas or '?'} x {args.tp or '?'} x {args.pp})")
-            groups = (C.ReplicaGroup(args.hw, args.model, reps, tp, args.ep, args.pp, args.dtype, args.kv_dtype,
+            groups = (C.ReplicaGroup(args.hw, args.model, reps, tp, args.ep, args.pp, dtype, args.kv_dtype,
                                      serve_ranking=args.ranking_colocate, **overrides),)
             rk_groups = ()
     if groups:
