@@ -91,7 +91,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     130 interrupted, 141 stdout closed early (`accelsim ... | head`: quiet, as SIGPIPE would be)."""
     try:
         parser = build_parser()
-        args = parser.parse_args(argv)
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # a usage error (already one line on stderr), --help, --version
+            return exc.code if isinstance(exc.code, int) else 2
         return int(args.func(args) or 0)
     except UserError as exc:
         return _fail(str(exc))

@@ -11,7 +11,9 @@ import re
 import sys
 from typing import Any
 
+from accelsim import validate as V
 from accelsim.errors import UserError
+from accelsim.serve.bounds import MAX_TRAINING_EVENTS
 from accelsim.spec.chip import SERVING_DTYPES
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -21,8 +23,11 @@ def duration(text: str) -> float:
     """Seconds from '90', '90s', '15m', '2h' or '54d'."""
     m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([smhd]?)\s*", text)
     if not m:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a duration (e.g. 600, 90s, 15m, 2h, 54d)")
-    return float(m.group(1)) * _UNITS[m.group(2) or "s"]
+        raise argparse.ArgumentTypeError(f"'{text[:40]}' is not a duration (e.g. 600, 90s, 15m, 2h, 54d)")
+    seconds = float(m.group(1)) * _UNITS[m.group(2) or "s"]
+    V.check_range(seconds, f"duration '{text}'", lo=0.0, hi=V.MAX_SECONDS, lo_open=True,
+                  exc=argparse.ArgumentTypeError)
+    return seconds
 
 
 def register(sub: Any) -> None:
@@ -30,54 +35,65 @@ def register(sub: Any) -> None:
     g = p.add_argument_group("cluster (one group from flags, or --cluster FILE)")
     g.add_argument("--hw", help="chip name or .toml path")
     g.add_argument("--model", help="LLM, or a ranking model to simulate ranking serving alone")
-    g.add_argument("--chips", type=int, help="chips in the cluster")
-    g.add_argument("--tp", type=int, default=None, help="tensor parallel size (default: chips / replicas / pp)")
-    g.add_argument("--ep", type=int, default=1, help="expert parallel size (divides tp)")
-    g.add_argument("--pp", type=int, default=1, help="pipeline stages")
-    g.add_argument("--replicas", type=int, default=None, help="replicas (default: chips / (tp x pp))")
+    g.add_argument("--chips", type=V.count(), help="chips in the cluster")
+    g.add_argument("--tp", type=V.count(hi=V.MAX_PARALLEL), default=None,
+                   help="tensor parallel size (default: chips / replicas / pp)")
+    g.add_argument("--ep", type=V.count(hi=V.MAX_PARALLEL), default=1, help="expert parallel size (divides tp)")
+    g.add_argument("--pp", type=V.count(hi=V.MAX_PARALLEL), default=1, help="pipeline stages")
+    g.add_argument("--replicas", type=V.count(), default=None, help="replicas (default: chips / (tp x pp))")
     g.add_argument("--dtype", choices=SERVING_DTYPES, default=None,
                    help="weight/compute format (default: fp8 for LLMs, bf16 for ranking, as predict and plan)")
     g.add_argument("--kv-dtype", choices=SERVING_DTYPES, default=None)
-    g.add_argument("--cluster", metavar="FILE", help="TOML with [[llm]] and [[ranking]] replica groups (heterogeneous)")
-    g.add_argument("--max-seqs", type=int, default=None, help="running sequences per replica (default 256)")
-    g.add_argument("--max-batched-tokens", type=int, default=None, help="tokens per step (default 8192)")
-    g.add_argument("--block-size", type=int, default=None, help="KV block size in tokens (default 16)")
-    g.add_argument("--kv-blocks", type=int, default=None, help="override the KV blocks per replica")
+    g.add_argument("--cluster", metavar="FILE", type=V.input_file,
+                   help="TOML with [[llm]] and [[ranking]] replica groups (heterogeneous)")
+    g.add_argument("--max-seqs", type=V.count(hi=V.MAX_BATCH), default=None,
+                   help="running sequences per replica (default 256)")
+    g.add_argument("--max-batched-tokens", type=V.count(hi=V.MAX_TOKENS), default=None,
+                   help="tokens per step (default 8192)")
+    g.add_argument("--block-size", type=V.count(hi=65536), default=None, help="KV block size in tokens (default 16)")
+    g.add_argument("--kv-blocks", type=V.count(hi=10**10), default=None, help="override the KV blocks per replica")
     g.add_argument("--router", choices=("round-robin", "least-outstanding"), default="least-outstanding")
     t = p.add_argument_group("traffic")
-    t.add_argument("--arrival-rate", type=float, default=None, help="requests per second")
+    t.add_argument("--arrival-rate", type=V.number(hi=V.MAX_RATE), default=None, help="requests per second")
     t.add_argument("--arrival", choices=("poisson", "gamma", "trace"), default="poisson")
-    t.add_argument("--cv", type=float, default=1.0, help="gamma: coefficient of variation of gaps (>1 bursty)")
-    t.add_argument("--trace", metavar="CSV", help="arrival_s,input_len,output_len per row (implies --arrival trace)")
-    t.add_argument("--input-len", type=int, default=1000, help="mean prompt tokens")
-    t.add_argument("--output-len", type=int, default=1000, help="mean output tokens")
-    t.add_argument("--length-cv", type=float, default=0.5, help="lognormal CV of lengths (0 = fixed)")
+    t.add_argument("--cv", type=V.number(hi=100.0), default=1.0,
+                   help="gamma: coefficient of variation of gaps (>1 bursty)")
+    t.add_argument("--trace", metavar="CSV", type=V.input_file,
+                   help="arrival_s,input_len,output_len per row (implies --arrival trace)")
+    t.add_argument("--input-len", type=V.count(hi=V.MAX_TOKENS), default=1000, help="mean prompt tokens")
+    t.add_argument("--output-len", type=V.count(hi=V.MAX_TOKENS), default=1000, help="mean output tokens")
+    t.add_argument("--length-cv", type=V.number(0.0, 10.0, lo_open=False), default=0.5,
+                   help="lognormal CV of lengths (0 = fixed)")
     t.add_argument("--duration", type=duration, required=True, help="arrival window (600, 15m, 2h)")
     t.add_argument("--drain", action="store_true", help="run on until every request has finished")
     t.add_argument("--ranking-model", help="also serve a ranking stream of this model")
-    t.add_argument("--ranking-rate", type=float, default=None, help="ranking requests per second")
-    t.add_argument("--ranking-samples", type=int, default=128, help="items per ranking request")
-    t.add_argument("--ranking-slo", type=float, default=0.060, help="ranking latency SLO, s")
+    t.add_argument("--ranking-rate", type=V.number(hi=V.MAX_RATE), default=None, help="ranking requests per second")
+    t.add_argument("--ranking-samples", type=V.count(hi=V.MAX_BATCH), default=128, help="items per ranking request")
+    t.add_argument("--ranking-slo", type=V.seconds(), default=0.060, help="ranking latency SLO, s")
     t.add_argument("--ranking-colocate", action="store_true", help="serve ranking on the LLM replicas")
     o = p.add_argument_group("failures, power, SLOs, output")
     o.add_argument("--failures", default="default", help="default | none | FILE (TOML, rates per chip-hour)")
-    o.add_argument("--power-cap-w", type=float, default=None, help="site cap on accelerator power, W")
+    o.add_argument("--power-cap-w", type=V.number(hi=V.MAX_POWER_W), default=None,
+                   help="site cap on accelerator power, W")
     # the SLO flags of predict and plan; here they count goodput (the old --slo-* names still work)
-    o.add_argument("--max-ttft", "--slo-ttft", dest="slo_ttft", type=float, default=2.0,
+    o.add_argument("--max-ttft", "--slo-ttft", dest="slo_ttft", type=V.seconds(), default=2.0,
                    help="time to first token SLO, s, for goodput")
-    o.add_argument("--max-tpot", "--slo-tpot", dest="slo_tpot", type=float, default=0.2,
+    o.add_argument("--max-tpot", "--slo-tpot", dest="slo_tpot", type=V.seconds(), default=0.2,
                    help="time per output token SLO, s, for goodput")
     o.add_argument("--interval", type=duration, default=None, help="time-series bin (default duration/200)")
-    o.add_argument("--seed", type=int, default=0)
+    o.add_argument("--seed", type=V.seed, default=0)
+    o.add_argument("--force", action="store_true",
+                   help="run even when the expected requests, time-series bins or failures exceed the limits "
+                        "of accelsim.serve.bounds (memory and time)")
     o.add_argument("--fidelity", choices=("analytical", "roofline"), default="analytical")
     o.add_argument("--stack", default=None, help="software stack from accelsim/data/stacks.toml")
     o.add_argument("--calibration", default=None, help="calibration profile → fidelity calibrated")
     o.add_argument("--json", action="store_true")
-    o.add_argument("--out", metavar="DIR", help="write summary.json, requests.csv, timeseries.csv")
+    o.add_argument("--out", metavar="DIR", type=V.output_dir, help="write summary.json, requests.csv, timeseries.csv")
     p.set_defaults(func=_simulate)
 
     p = sub.add_parser("simulate-training", help="a synchronous training job under failures: effective time")
-    p.add_argument("--chips", type=int, required=True)
+    p.add_argument("--chips", type=V.count(), required=True)
     p.add_argument("--duration", type=duration, required=True, help="wall time (e.g. 54d)")
     p.add_argument("--checkpoint-interval", default="auto", help="compute seconds between checkpoints, or auto "
                    "(Young: sqrt(2 x cost x MTBF))")
@@ -86,7 +102,9 @@ def register(sub: Any) -> None:
     p.add_argument("--restart-cost", type=duration, default=300.0, help="time to resume after a failure "
                    "(default 300 s, assumed)")
     p.add_argument("--failures", default="default", help="default | none | FILE")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=V.seed, default=0)
+    p.add_argument("--force", action="store_true",
+                   help=f"run even when the job needs more than {MAX_TRAINING_EVENTS:.0e} events")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_simulate_training)
 
@@ -165,14 +183,15 @@ def _simulate(args: argparse.Namespace) -> int:
     cfg = _config(args)
     eff = efficiency_from_args(args.fidelity, args.stack, args.calibration)
     if args.json or not sys.stdout.isatty():
-        result = simulate(cfg, eff)
+        result = simulate(cfg, eff, force=args.force)
     else:
         from rich.progress import Progress
 
         with Progress(transient=True) as bar:
             task = bar.add_task("simulating", total=1.0)
-            result = simulate(cfg, eff, progress=lambda f: bar.update(task, completed=f))
+            result = simulate(cfg, eff, progress=lambda f: bar.update(task, completed=f), force=args.force)
     s = result.summary
+    _warn_unfinished(s, args.drain)
     if args.out:
         s["files"] = result.write(args.out)
     if args.json:
@@ -180,6 +199,16 @@ def _simulate(args: argparse.Namespace) -> int:
         return 0
     _print_summary(s)
     return 0
+
+
+def _warn_unfinished(s: dict[str, Any], drain: bool) -> None:
+    """A draining run that hit its time limit with requests still in the system says so (stderr)."""
+    left = s.get("requests_arrived", 0) - s.get("requests_completed", 0) - s.get("requests_rejected", 0)
+    left += s.get("ranking_requests_arrived", 0) - s.get("ranking_requests_completed", 0)
+    if drain and left > 0:
+        s["unfinished_requests"] = left
+        print(f"accelsim: warning: --drain stopped at {s['duration_s']:.0f} s (the limit) with {left:,} requests "
+              f"unfinished; the fleet cannot keep up with the offered load", file=sys.stderr)
 
 
 def _fmt(v: Any, scale: float = 1.0, spec: str = ",.1f") -> str:
@@ -220,7 +249,7 @@ def _simulate_training(args: argparse.Namespace) -> int:
         except argparse.ArgumentTypeError as exc:
             raise UserError(f"--checkpoint-interval: {exc} or 'auto'") from None
     job = TrainingJob(args.chips, args.duration, args.checkpoint_cost, args.restart_cost, interval)
-    r = simulate_training(job, load_failures(args.failures), args.seed)
+    r = simulate_training(job, load_failures(args.failures), args.seed, force=args.force)
     if args.json:
         print_json({k: v for k, v in r.items() if k != "interruptions_by_day"})
         return 0

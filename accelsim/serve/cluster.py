@@ -25,6 +25,7 @@ from accelsim.perf import Efficiency
 from accelsim.serve.config import SimConfig
 from accelsim.serve.disagg import DecodeReplica, KVHandoff
 from accelsim.serve.failures import failure_process
+from accelsim.serve.prefix_cache import PrefixCache, blocks_for_capacity
 from accelsim.serve.ranking import RankingReplica, RankingRouter, RankingWorker, ranking_arrivals
 from accelsim.serve.recorder import Recorder
 from accelsim.serve.replica import LLMReplica, Request
@@ -100,14 +101,16 @@ class Router:
             self.dispatch(req)
 
 
-def _arrivals(env: Any, stream: Stream, router: Router, rec: Recorder) -> Any:
+def _arrivals(env: Any, stream: Stream, router: Router, rec: Recorder, prefix_len: int = 0) -> Any:
     inp, out, level = stream.input_len, stream.output_len, rec.in_system
+    pid = stream.prefix_id
     for lo in range(0, len(stream), 65536):
-        for i, t, a, b in zip(range(lo, lo + 65536), stream.arrival_s[lo:lo + 65536].tolist(),
-                              inp[lo:lo + 65536].tolist(), out[lo:lo + 65536].tolist()):
+        ids = [-1] * len(inp[lo:lo + 65536]) if pid is None else pid[lo:lo + 65536].tolist()
+        for i, t, a, b, p in zip(range(lo, lo + 65536), stream.arrival_s[lo:lo + 65536].tolist(),
+                                 inp[lo:lo + 65536].tolist(), out[lo:lo + 65536].tolist(), ids):
             yield env.timeout(t - env.now)
             level.add(t, 1)
-            router.dispatch(Request(i, a, b))
+            router.dispatch(Request(i, a, b, p, prefix_len))
 
 
 @dataclass
@@ -171,12 +174,15 @@ class _Fleet:
 
 
 def simulate(cfg: SimConfig, eff: Efficiency | None = None,
-             progress: Callable[[float], None] | None = None) -> SimResult:
+             progress: Callable[[float], None] | None = None, force: bool = False) -> SimResult:
     """Run one simulation. Raises UserError for inputs that cannot be simulated (a model that does
-    not fit, an unknown chip, a power cap below idle ...)."""
+    not fit, an unknown chip, a power cap below idle ...) and for a run expected to exceed the
+    limits of `accelsim.serve.bounds` (unless `force`)."""
+    from accelsim.serve.bounds import check_serving
     from accelsim.stacks import load_stack
 
     cfg.validate()
+    check_serving(cfg, DRAIN_LIMIT, force)
     eff = eff or load_stack()
     wall0 = time.perf_counter()
     seed = cfg.seed
@@ -221,8 +227,11 @@ def simulate(cfg: SimConfig, eff: Efficiency | None = None,
     for g, chip, svc, blocks, rk_service in llm_groups:
         for _ in range(g.replicas):
             pool, own, cls = (back, decode_router, DecodeReplica) if g.role == "decode" else (front, router, LLMReplica)
-            r = cls(env, len(pool), g.chips_per_replica, svc, blocks, g.block_size, g.max_seqs,
+            n_prefixes, cache_blocks = _prefix_cache_size(cfg, g, blocks)
+            r = cls(env, len(pool), g.chips_per_replica, svc, blocks - cache_blocks, g.block_size, g.max_seqs,
                     g.max_batched_tokens, rec, own, chip.idle_w, cap_share(chip))
+            if n_prefixes:
+                r.prefix_cache = PrefixCache(n_prefixes)
             pool.append(r)
             if g.role == "prefill":
                 r.handoff = handoff
@@ -241,7 +250,7 @@ def simulate(cfg: SimConfig, eff: Efficiency | None = None,
         decode_router.add(back)
     if front:
         router.add(front)
-        env.process(_arrivals(env, stream, router, rec))
+        env.process(_arrivals(env, stream, router, rec, cfg.traffic.prefix_len if cfg.traffic else 0))
     if rk:
         env.process(ranking_arrivals(env, rk_arr, rk_router))
 
@@ -269,11 +278,34 @@ def simulate(cfg: SimConfig, eff: Efficiency | None = None,
         "assumed_hw_values": {c.name: c.assumed_keys for c in [x[1] for x in llm_groups] + [x[1] for x in rk_groups]},
         "assumptions": _assumptions(cfg),
         "simulated_steps": sum(r.step_no for r in replicas),
+        "prefix_cache": _prefix_summary(replicas),
         "kv_transfers": handoff.moved if handoff else None,
         "kv_transfer_mean_s": handoff.bytes_s / handoff.moved if handoff and handoff.moved else None,
         "wall_s": time.perf_counter() - wall0,
     })
     return SimResult(_clean(s), rec, replicas)
+
+
+def _prefix_cache_size(cfg: SimConfig, g: Any, blocks: int) -> tuple[int, int]:
+    """(prefixes, KV blocks) of a replica's prefix cache: (0, 0) when the group or traffic has none."""
+    t = cfg.traffic
+    if t is None or not t.prefix_pool or not g.prefix_cache_share or g.role == "decode":
+        return 0, 0
+    n, used = blocks_for_capacity(blocks, g.prefix_cache_share, t.prefix_len, g.block_size)
+    if n < 1:
+        raise UserError(f"prefix_cache_share {g.prefix_cache_share} of {blocks} KV blocks holds no prefix of "
+                        f"{t.prefix_len} tokens; raise it")
+    return n, used
+
+
+def _prefix_summary(replicas: list[LLMReplica]) -> dict[str, Any] | None:
+    caches = [r.prefix_cache for r in replicas if r.prefix_cache is not None]
+    if not caches:
+        return None
+    lookups = sum(c.lookups for c in caches)
+    return {"capacity_prefixes": caches[0].capacity, "lookups": lookups, "hits": sum(c.hits for c in caches),
+            "hit_rate": sum(c.hits for c in caches) / lookups if lookups else 0.0,
+            "prefill_tokens_saved": sum(c.tokens_saved for c in caches)}
 
 
 def _handoff(env: Any, cfg: SimConfig, llm_groups: list[Any], decode_router: Router,

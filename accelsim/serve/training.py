@@ -112,9 +112,12 @@ def _failures(env: Any, proc: Any, rate: float, model: FailureModel, rng: np.ran
         yield st.resumed  # the job is restarting: no exposure until it runs again
 
 
-def simulate_training(job: TrainingJob, failures: FailureModel, seed: int = 0) -> dict[str, Any]:
+def simulate_training(job: TrainingJob, failures: FailureModel, seed: int = 0, force: bool = False) -> dict[str, Any]:
     """Run the job for `duration_s` of wall time; returns counts, time breakdown and the analytic
-    expectations next to the simulated values (seconds, fractions of wall time)."""
+    expectations next to the simulated values (seconds, fractions of wall time). A job expected to
+    need more events than `accelsim.serve.bounds.MAX_TRAINING_EVENTS` is a UserError unless `force`."""
+    from accelsim.serve.bounds import check_training, expected_training
+
     job.validate()
     mtbf = failures.mtbf_s(job.chips)
     interval = job.interval_s
@@ -122,6 +125,7 @@ def simulate_training(job: TrainingJob, failures: FailureModel, seed: int = 0) -
         if math.isinf(mtbf) or job.checkpoint_s == 0:
             raise UserError("--checkpoint-interval auto needs failures and a checkpoint cost > 0; give seconds")
         interval = young_interval(job.checkpoint_s, mtbf)
+    check_training(expected_training(job.duration_s, interval, job.checkpoint_s, mtbf), force)
     env = simpy.Environment()
     st = _State()
     proc = env.process(_job(env, job, interval, st))

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from accelsim.errors import UserError, unknown_name
+from accelsim.io import NAME_MAX, check_input_file
 
 
 def catalog_dir(package: str) -> Path:
@@ -21,11 +22,17 @@ def catalog_names(package: str) -> list[str]:
 
 def resolve(package: str, kind: str, name_or_path: str) -> Path:
     """A catalog name (file stem) or a path to a .toml file → the file's path."""
+    if not name_or_path or not name_or_path.isprintable():
+        shown = name_or_path[:60].encode("unicode_escape").decode("ascii")
+        raise UserError(f"{kind} name '{shown}' is empty or holds a control character (newline, tab, ...)")
     candidate = Path(name_or_path)
     if candidate.suffix == ".toml":
-        if not candidate.is_file():
-            raise UserError(f"{kind} file '{name_or_path}' does not exist")
-        return candidate
+        try:
+            return check_input_file(candidate, f"{kind} file")
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+    if len(name_or_path) > NAME_MAX or "/" in name_or_path:
+        raise UserError(f"unknown {kind} '{name_or_path[:40]}...' (a catalog name, or a path ending in .toml)")
     path = catalog_dir(package) / f"{name_or_path}.toml"
     if not path.is_file():
         raise unknown_name(kind, name_or_path, catalog_names(package))
@@ -38,6 +45,10 @@ def read(path: Path) -> dict[str, Any]:
             return tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{path.name}: not valid TOML ({exc})") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path.name}: not UTF-8 text (byte {exc.start}); TOML files are UTF-8") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read ({exc.strerror or exc})") from None
 
 
 def read_user_file(path: str, what: str, missing: str | None = None) -> dict[str, Any]:
@@ -49,6 +60,8 @@ def read_user_file(path: str, what: str, missing: str | None = None) -> dict[str
         raise UserError(missing or f"{what} '{path}' does not exist") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"{what} '{path}' is not valid TOML: {exc}") from None
+    except (OSError, ValueError) as exc:  # a directory, a name too long, an embedded NUL ...
+        raise UserError(f"{what} '{path}' cannot be read: {getattr(exc, 'strerror', None) or exc}") from None
 
 
 class Reader:

@@ -12,7 +12,7 @@ from accelsim.cli import main
 def _one_line_error(capsys, argv, needle):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("accelsim: error:") and "\n" not in err and "Traceback" not in err
+    assert err.startswith("accelsim") and ": error:" in err and "\n" not in err and "Traceback" not in err
     assert needle in err
 
 
