@@ -66,6 +66,7 @@ class ReplicaGroup:
     kv_blocks: int | None = None  # override of the memory plan's KV budget (what-ifs, tests)
     serve_ranking: bool = False  # also serve the ranking stream on these replicas (co-located)
     role: Role = "both"  # "prefill" / "decode": a pool of disaggregated serving (serve.disagg)
+    prefix_cache_share: float = 0.0  # share of the KV blocks kept as an LRU prefix cache (0: off)
 
     @property
     def chips_per_replica(self) -> int:
@@ -77,6 +78,8 @@ class ReplicaGroup:
                 raise UserError(f"{key} must be >= 1, got {getattr(self, key)}")
         if self.kv_blocks is not None and self.kv_blocks < 1:
             raise UserError(f"kv_blocks must be >= 1, got {self.kv_blocks}")
+        if not 0.0 <= self.prefix_cache_share <= 0.9:
+            raise UserError(f"prefix_cache_share must be in [0, 0.9], got {self.prefix_cache_share}")
         if self.role not in ROLES:
             raise UserError(f"role '{self.role}' is not one of {', '.join(ROLES)}")
         for key in ("dtype", "kv_dtype"):
@@ -116,6 +119,9 @@ class Traffic:
     input_len: int = 1000
     output_len: int = 1000
     length_cv: float = 0.5
+    prefix_pool: int = 0  # distinct shared prompt prefixes requests draw from (0: none)
+    prefix_len: int = 0  # tokens of each shared prefix (the first tokens of the prompt)
+    prefix_zipf: float = 0.0  # popularity exponent of the prefixes (0: uniform)
 
     def validate(self) -> None:
         if self.arrival not in ARRIVALS:
@@ -130,6 +136,11 @@ class Traffic:
             raise UserError(f"--input-len and --output-len must be >= 1, got {self.input_len}, {self.output_len}")
         if not 0 <= self.length_cv <= 10:
             raise UserError(f"--length-cv must be in [0, 10], got {self.length_cv}")
+        if self.prefix_pool < 0 or self.prefix_len < 0 or (self.prefix_pool > 0) != (self.prefix_len > 0):
+            raise UserError(f"--prefix-pool and --prefix-len go together (both >= 1), got {self.prefix_pool}, "
+                            f"{self.prefix_len}")
+        if not 0 <= self.prefix_zipf <= 5:
+            raise UserError(f"--prefix-zipf must be in [0, 5], got {self.prefix_zipf}")
 
 
 @dataclass(frozen=True)

@@ -37,10 +37,11 @@ class Request:
     plus generated tokens after a recompute preemption); `s0`, `phase`: see `kv.BlockManager`."""
 
     __slots__ = ("blocks", "done", "finish_step", "generated", "idx", "input_len", "output_len",
-                 "phase", "prompt", "s0")
+                 "phase", "prefix", "prefix_len", "prompt", "s0")
 
-    def __init__(self, idx: int, input_len: int, output_len: int) -> None:
+    def __init__(self, idx: int, input_len: int, output_len: int, prefix: int = -1, prefix_len: int = 0) -> None:
         self.idx, self.input_len, self.output_len = idx, input_len, output_len
+        self.prefix, self.prefix_len = prefix, prefix_len  # shared prompt prefix (serve.prefix_cache), -1: none
         self.reset()
 
     def reset(self) -> None:
@@ -67,6 +68,7 @@ class LLMReplica(ReplicaLife):
         self.idle_w, self.cap_w = idle_w, cap_w
         self.ranking = ranking  # a ranking.Colocated when this replica also serves ranking
         self.handoff: Any = None  # serve.disagg.KVHandoff on a prefill-pool replica
+        self.prefix_cache: Any = None  # serve.prefix_cache.PrefixCache when prefix caching is on
         self.waiting: deque[Request] = deque()
         self.running: dict[Request, None] = {}  # admission order; the last one is preempted first
         self.prefilling: list[Request] = []
@@ -152,11 +154,16 @@ class LLMReplica(ReplicaLife):
         waiting, running = self.waiting, self.running
         while waiting and budget > 0 and len(running) < self.max_seqs:
             req = waiting[0]
-            c = min(req.prompt, budget)
-            need = -(-c // bs)
+            cache = self.prefix_cache
+            start = req.prefix_len if cache is not None and req.prefix >= 0 and cache.contains(req.prefix) else 0
+            c = min(req.prompt - start, budget)
+            need = -(-(start + c) // bs)
             if not kv.allocate(need):
                 break
             waiting.popleft()
+            if cache is not None and req.prefix >= 0:
+                cache.lookup(req.prefix, start)  # a hit skips the cached prefix's prefill; a miss caches it
+            req.done = start
             req.blocks = need
             running[req] = None
             self.prefilling.append(req)
@@ -258,6 +265,8 @@ class LLMReplica(ReplicaLife):
         self.finishing.clear()
         self.n_dec = self.a_sum = 0
         self.kv.reset()
+        if self.prefix_cache is not None:
+            self.prefix_cache.clear()
         for req in reqs:
             req.reset()
             self.rec.first_s[req.idx] = math.nan

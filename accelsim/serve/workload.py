@@ -29,6 +29,7 @@ class Stream:
     arrival_s: np.ndarray
     input_len: np.ndarray
     output_len: np.ndarray
+    prefix_id: np.ndarray | None = None  # shared prompt prefix of each request (serve.prefix_cache)
 
     def __len__(self) -> int:
         return len(self.arrival_s)
@@ -68,8 +69,15 @@ def generate(traffic: Traffic, duration_s: float, rng_arrivals: np.random.Genera
         return Stream(s.arrival_s[keep], s.input_len[keep], s.output_len[keep])
     t = arrival_times(traffic.arrival, traffic.rate_per_s, traffic.cv, duration_s, rng_arrivals)
     n = len(t)
-    return Stream(t, lengths(traffic.input_len, traffic.length_cv, n, rng_lengths),
-                  lengths(traffic.output_len, traffic.length_cv, n, rng_lengths))
+    inp = lengths(traffic.input_len, traffic.length_cv, n, rng_lengths)
+    out = lengths(traffic.output_len, traffic.length_cv, n, rng_lengths)
+    if not traffic.prefix_pool:
+        return Stream(t, inp, out)
+    # the prefix is the prompt's first prefix_len tokens: prompts get at least one token after it
+    from accelsim.serve.prefix_cache import zipf_popularity
+
+    ids = rng_lengths.choice(traffic.prefix_pool, size=n, p=zipf_popularity(traffic.prefix_pool, traffic.prefix_zipf))
+    return Stream(t, np.maximum(inp, traffic.prefix_len + 1), out, ids.astype(np.int64))
 
 
 def read_trace(path: str) -> Stream:
