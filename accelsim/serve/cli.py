@@ -53,6 +53,11 @@ def register(sub: Any) -> None:
     g.add_argument("--block-size", type=V.count(hi=65536), default=None, help="KV block size in tokens (default 16)")
     g.add_argument("--kv-blocks", type=V.count(hi=10**10), default=None, help="override the KV blocks per replica")
     g.add_argument("--router", choices=("round-robin", "least-outstanding"), default="least-outstanding")
+    g.add_argument("--disagg", default=None, metavar="P:N,D:M",
+                   help="disaggregated: N prefill chips P and M decode chips D, each pool in its best layout "
+                        "(accelsim.disagg); replaces --hw/--chips")
+    g.add_argument("--prefix-cache-share", type=V.number(0.0, 0.9, lo_open=False), default=0.0,
+                   help="share of each replica's KV blocks kept as an LRU prefix cache (0: off)")
     t = p.add_argument_group("traffic")
     t.add_argument("--arrival-rate", type=V.number(hi=V.MAX_RATE), default=None, help="requests per second")
     t.add_argument("--arrival", choices=("poisson", "gamma", "trace"), default="poisson")
@@ -64,6 +69,11 @@ def register(sub: Any) -> None:
     t.add_argument("--output-len", type=V.count(hi=V.MAX_TOKENS), default=1000, help="mean output tokens")
     t.add_argument("--length-cv", type=V.number(0.0, 10.0, lo_open=False), default=0.5,
                    help="lognormal CV of lengths (0 = fixed)")
+    t.add_argument("--prefix-pool", type=V.count(lo=0), default=0,
+                   help="distinct shared prompt prefixes requests draw from (0: none)")
+    t.add_argument("--prefix-len", type=V.count(lo=0, hi=V.MAX_TOKENS), default=0, help="tokens of each prefix")
+    t.add_argument("--prefix-zipf", type=V.number(0.0, 5.0, lo_open=False), default=0.0,
+                   help="Zipf exponent of prefix popularity (0: uniform)")
     t.add_argument("--duration", type=duration, required=True, help="arrival window (600, 15m, 2h)")
     t.add_argument("--drain", action="store_true", help="run on until every request has finished")
     t.add_argument("--ranking-model", help="also serve a ranking stream of this model")
@@ -132,6 +142,8 @@ def _config(args: argparse.Namespace) -> Any:
             raise UserError(f"--cluster defines the replicas; drop {', '.join(given)}")
         groups, rk_groups = C.load_cluster(args.cluster)
         groups = tuple(dataclasses.replace(g, **overrides) for g in groups)
+    elif args.disagg:
+        groups, rk_groups = _disagg_groups(args, overrides), ()
     else:
         missing = [f"--{k}" for k in ("hw", "model", "chips") if getattr(args, k) is None]
         if missing:
@@ -162,11 +174,40 @@ def _config(args: argparse.Namespace) -> Any:
     if groups:
         arrival = "trace" if args.trace else args.arrival
         rate = _rate(args) if arrival != "trace" else 1.0
-        traffic = C.Traffic(rate, arrival, args.cv, args.trace, args.input_len, args.output_len, args.length_cv)
+        traffic = C.Traffic(rate, arrival, args.cv, args.trace, args.input_len, args.output_len, args.length_cv,
+                            args.prefix_pool, args.prefix_len, args.prefix_zipf)
+        if args.prefix_cache_share:
+            groups = tuple(dataclasses.replace(g, prefix_cache_share=args.prefix_cache_share) for g in groups)
     return C.SimConfig(groups=groups, traffic=traffic, duration_s=args.duration, ranking_groups=rk_groups,
                        ranking=ranking, router=args.router, failures=load_failures(args.failures), seed=args.seed,
                        drain=args.drain, slo_ttft_s=args.slo_ttft, slo_tpot_s=args.slo_tpot,
                        power_cap_w=args.power_cap_w, interval_s=args.interval)
+
+
+def _disagg_groups(args: argparse.Namespace, overrides: dict[str, Any]) -> tuple[Any, ...]:
+    """A prefill and a decode group, each in the layout `predict --disagg` picks for its pool."""
+    from accelsim.disagg import parse_disagg, predict_disagg
+    from accelsim.efficiency import efficiency_from_args
+    from accelsim.search import default_dtype
+    from accelsim.serve import config as C
+    from accelsim.spec import load_chip, load_model
+    from accelsim.spec.model import LLM
+
+    if args.hw or args.chips or args.model is None:
+        raise UserError("--disagg gives the chips: drop --hw/--chips and give --model")
+    (p_name, n_p), (d_name, n_d) = parse_disagg(args.disagg)
+    if n_p is None or n_d is None:
+        raise UserError("simulate --disagg needs both pool sizes (PREFILL_CHIP:N,DECODE_CHIP:M)")
+    model = load_model(args.model)
+    if not isinstance(model, LLM):
+        raise UserError(f"--disagg serves LLMs; {model.name} is a ranking model")
+    dtype = args.dtype or default_dtype(model)
+    r = predict_disagg(load_chip(p_name), n_p, load_chip(d_name), n_d, model,
+                       eff=efficiency_from_args(args.fidelity, args.stack), dtype=dtype, kv_dtype=args.kv_dtype,
+                       input_len=args.input_len, output_len=args.output_len)
+    return tuple(C.ReplicaGroup(pool.chip.name, args.model, pool.replicas, pool.stage.layout.tp, pool.stage.layout.ep,
+                                pool.stage.layout.pp, dtype, args.kv_dtype, role=role, **overrides)
+                 for role, pool in (("prefill", r.prefill), ("decode", r.decode)))
 
 
 def _rate(args: argparse.Namespace) -> float:
