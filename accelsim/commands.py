@@ -38,6 +38,9 @@ def register(sub: Any) -> None:
     p.add_argument("--disagg", default=None, metavar="PREFILL_CHIP:N,DECODE_CHIP:M",
                    help="disaggregated prefill/decode pools (e.g. mtia-400:16,mtia-450:32); without :N,:M the "
                         "split of --chips is searched")
+    p.add_argument("--placement", choices=("auto", "replicated", "table_wise", "row_wise", "column_wise"),
+                   default=None, help="ranking: where the embedding tables live (default auto: replicas when they "
+                   "fit on one chip, else the fastest TorchRec-style sharding)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_predict)
 
@@ -124,6 +127,8 @@ def _predict(args: argparse.Namespace) -> int:
     kw = dict(chips=args.chips, tp=args.tp, ep=args.ep, pp=args.pp, dtype=args.dtype, kv_dtype=args.kv_dtype,
               input_len=args.input_len, output_len=args.output_len, batch=args.batch, max_ttft=args.max_ttft,
               max_tpot=args.max_tpot, max_latency=args.max_latency)
+    if args.placement:
+        kw["placement"] = args.placement
     modes = modes_from_args(args)
     if not modes.plain or args.attention_dp:
         kw.update(modes=modes, attention_dp=args.attention_dp)
@@ -153,9 +158,12 @@ def _predict(args: argparse.Namespace) -> int:
         print(f"  power {r['power_w']:,.0f} W per chip   {r['joules_per_token']:.3f} J per output token")
     else:
         print(f"  {_ranking_deployment(r['chips'], r['shards'])}")
-        print(f"  batch {r['batch']} per chip  latency {r['latency_s'] * 1e3:.2f} ms  bound: {r['bound']}")
-        print(f"  throughput {r['throughput_samples_per_s']:,.0f} samples/s   power {r['power_w']:,.0f} W per chip   "
-              f"{r['joules_per_sample'] * 1e3:.3f} mJ per sample")
+        print(f"  placement {r['placement']} over {r['shards']} chip(s) x {r['replicas']} replicas  "
+              f"batch {r['batch']} pairs per chip  latency {r['latency_s'] * 1e3:.2f} ms  bound: {r['bound']} "
+              f"(gather: {r['gather_limit']})")
+        print(f"  throughput {r['throughput_queries_per_s']:,.0f} queries/s of {r['candidates_per_query']:g} pairs = "
+              f"{r['throughput_pairs_per_s']:,.0f} user-item pairs/s   power {r['power_w']:,.0f} W per chip   "
+              f"{r['joules_per_query'] * 1e3:.2f} mJ per query")
     if "calibrated_on" in r:
         key = "throughput_tokens_per_s" if "throughput_tokens_per_s" in r else "throughput_samples_per_s"
         print(f"  calibrated on {r['calibrated_on']}; band {r[key + '_low']:,.0f} .. {r[key + '_high']:,.0f} "

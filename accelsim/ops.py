@@ -39,7 +39,9 @@ class Op:
     flops: arithmetic work; bytes: off-chip memory traffic; comm_bytes: bytes this chip puts on the
     fabric (collectives); comm_steps: latency-bound hops of the collective algorithm;
     rows: the token/sample dimension (GEMM M), which sets tile utilisation;
-    gather_bytes: size of one randomly gathered row (embedding bags), 0 for streaming access.
+    gather_bytes: size of one randomly gathered row (embedding bags), 0 for streaming access;
+    gather_rows: rows gathered from off-chip memory (included in `bytes`);
+    sram_bytes: hot rows read from on-chip SRAM instead (not in `bytes`; see accelsim.gather).
     """
 
     kind: OpKind
@@ -53,6 +55,8 @@ class Op:
     group: int = 1
     rows: F = field(default_factory=lambda: np.full((), np.inf))
     gather_bytes: float = 0.0
+    gather_rows: F = field(default_factory=lambda: np.zeros(()))
+    sram_bytes: F = field(default_factory=lambda: np.zeros(()))
 
     @property
     def intensity(self) -> F:
@@ -109,13 +113,19 @@ def attention_decode(name: str, batch: ArrayLike, context: ArrayLike, *, heads: 
     return Op(OpKind.ATTN_DECODE, name, dtype, flops, nbytes, calls, rows=b)
 
 
-def embedding_bag(name: str, samples: ArrayLike, lookups: float, tables: float, dim: int, *,
-                  dtype: str, row_bytes: float, out_bytes: float, calls: float = 1.0) -> Op:
-    """Sum-pooled lookups: `lookups` random rows of `dim` per sample, pooled into `tables` vectors."""
-    s = _f(samples)
-    return Op(OpKind.EMBEDDING_BAG, name, dtype, s * lookups * dim,
-              s * lookups * dim * row_bytes + s * tables * dim * out_bytes, calls,
-              rows=s, gather_bytes=dim * row_bytes)
+def embedding_bag(name: str, samples: ArrayLike, lookups: float, tables: float, dim: float, *,
+                  dtype: str, row_bytes: float, out_bytes: float, calls: float = 1.0,
+                  sram_hit: ArrayLike = 0.0) -> Op:
+    """Sum-pooled lookups: `lookups` random rows of `dim` per sample, pooled into `tables` vectors.
+    A fraction `sram_hit` of the rows are hot rows held in on-chip SRAM: they are read there
+    (`sram_bytes`) instead of from off-chip memory (`bytes`, `gather_rows`)."""
+    s, hit = _f(samples), _f(sram_hit)
+    looked_up = s * lookups
+    row = dim * row_bytes
+    off_chip = looked_up * (1.0 - hit)
+    return Op(OpKind.EMBEDDING_BAG, name, dtype, looked_up * dim,
+              off_chip * row + s * tables * dim * out_bytes, calls,
+              rows=s, gather_bytes=row, gather_rows=off_chip, sram_bytes=looked_up * hit * row)
 
 
 def all_reduce(name: str, payload_bytes: ArrayLike, group: int, *, dtype: str, calls: float = 1.0) -> Op:

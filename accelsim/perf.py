@@ -19,6 +19,7 @@ from typing import Literal, Protocol
 
 import numpy as np
 
+from accelsim.gather import gather_params, gather_time_s
 from accelsim.ops import COLLECTIVES, F, Op, OpKind
 from accelsim.spec.chip import DTYPES, Chip
 
@@ -50,11 +51,19 @@ class HwVec:
     tdp_w: F
     idle_w: F
 
+    # on-chip SRAM and how the memory system serves random rows (accelsim.gather, assumed values)
+    sram_bytes: F = field(default_factory=lambda: np.zeros(()))
+    sram_bw: F = field(default_factory=lambda: np.full((), np.inf))
+    gather_latency_s: F = field(default_factory=lambda: np.full((), 600e-9))
+    gather_inflight: F = field(default_factory=lambda: np.full((), np.inf))
+    gather_request_bytes: F = field(default_factory=lambda: np.full((), 64.0))
+    gather_granule_bytes: F = field(default_factory=lambda: np.full((), 64.0))
     @classmethod
     def from_chips(cls, chips: Sequence[Chip], shape: tuple[int, ...] | None = None) -> HwVec:
         shape = shape or (len(chips),)
         arr = lambda xs: np.asarray(list(xs), dtype=np.float64).reshape(shape)
         return cls(
+        gp = [gather_params(c) for c in chips]
             names=tuple(c.name for c in chips),
             peak={d: arr(c.flops(d) for c in chips) for d in DTYPES},
             mem_bw=arr(c.mem_bw_bytes_per_s for c in chips),
@@ -65,6 +74,12 @@ class HwVec:
             tdp_w=arr(c.tdp_w for c in chips),
             idle_w=arr(c.idle_w for c in chips),
         )
+            sram_bytes=arr(c.sram_bytes or 0.0 for c in chips),
+            sram_bw=arr(c.sram_bw_bytes_per_s or np.inf for c in chips),
+            gather_latency_s=arr(g.latency_s for g in gp),
+            gather_inflight=arr(g.inflight for g in gp),
+            gather_request_bytes=arr(g.request_bytes for g in gp),
+            gather_granule_bytes=arr(g.granule_bytes for g in gp),
 
 
 class Efficiency(Protocol):
@@ -109,7 +124,9 @@ class Analytical:
     memory:   eff_m = memory_eff * bytes / (bytes + bw * ramp_s)
               a transfer must be in flight ~ramp_s (DRAM latency x queue depth) before the full
               bandwidth flows: small transfers never reach it (Little's law).
-              Random row gathers (embedding bags) also lose row / (row + gather_overhead_bytes).
+              Random row gathers (embedding bags) instead take `accelsim.gather.gather_time_s`:
+              whole DRAM granules plus `gather_overhead_bytes` of page activation per row, the
+              request rate (latency x requests in flight) and hot rows read from SRAM.
     network:  eff_net = network_eff; plus `link_latency_s` per algorithm step.
     The defaults are assumptions stated in `accelsim/data/stacks.toml` with their reasons.
     """
@@ -134,9 +151,16 @@ class Analytical:
 
     def memory(self, op: Op, hw: HwVec) -> F:
         eff = self.memory_eff * op.bytes / (op.bytes + hw.mem_bw * self.ramp_s + 1e-30)
-        if op.gather_bytes:
-            eff = eff * op.gather_bytes / (op.gather_bytes + self.gather_overhead_bytes)
-        return np.maximum(eff, 1e-6)
+        if not op.gather_bytes:
+            return np.maximum(eff, 1e-6)
+        # a gather: the efficiency that makes bytes / (bw x eff) its time (its pooled outputs are
+        # always written, so bytes > 0 even when every row is a hot row in SRAM)
+        t = gather_time_s(op.gather_rows, op.gather_bytes, op.bytes - op.gather_rows * op.gather_bytes,
+                          op.sram_bytes, bw=hw.mem_bw, eff=np.maximum(eff, 1e-6), latency_s=hw.gather_latency_s,
+                          inflight=hw.gather_inflight, request_bytes=hw.gather_request_bytes,
+                          granule_bytes=hw.gather_granule_bytes, sram_bw=hw.sram_bw,
+                          activation_bytes=self.gather_overhead_bytes)
+        return np.maximum(op.bytes / (hw.mem_bw * np.maximum(t, 1e-30)), 1e-30)
 
     def network(self, op: Op, hw: HwVec) -> F:
         return np.asarray(self.network_eff)

@@ -25,7 +25,7 @@ import numpy as np
 
 from accelsim.errors import UserError
 from accelsim.graph import Parallel, Precision
-from accelsim.memory import MemoryPlan, plan_llm, ranking_capacity_check
+from accelsim.memory import RESERVE_FRACTION, MemoryPlan, plan_llm, ranking_capacity_check
 from accelsim.modes import PLAIN, Modes
 from accelsim.perf import Cost, Efficiency, HwVec
 from accelsim.predict import (
@@ -41,6 +41,7 @@ from accelsim.predict import (
     llm_metrics,
     ranking_metrics,
 )
+from accelsim.ranking import Placement
 from accelsim.spec.chip import SERVING_DTYPES, Chip, ServingDtype
 from accelsim.spec.model import LLM, Model, Ranking
 
@@ -73,6 +74,7 @@ class Query:
     max_latency: float | None = None
     modes: Modes = PLAIN  # speculative decoding, prefix hits, image tokens (accelsim.modes)
     attention_dp: bool = False  # also try attention-DP layouts with experts over every chip (wide EP)
+    placement: Placement | None = None  # ranking: pin where the tables live (None: the planner's rule)
 
     def __post_init__(self) -> None:
         for name, d in (("--dtype", self.dtype), ("--kv-dtype", self.kv_dtype)):
@@ -187,7 +189,7 @@ def candidates(chip: Chip, q: Query, *, total_chips: int | None = None, layout: 
             assert isinstance(layout, RankingLayout)
             _check_divides(total_chips, layout.chips, "--shards")
             return [layout]
-        return ranking_candidates(chip, model, q.precision, total_chips)
+        return ranking_candidates(chip, model, q.precision, total_chips, q.placement)
     assert isinstance(model, LLM)
     if layout is not None:
         assert isinstance(layout, Parallel)
@@ -264,23 +266,28 @@ def _fitting(chip: Chip, model: LLM, prec: Precision, context: int,
     return fits, err
 
 
-def ranking_candidates(chip: Chip, model: Ranking, prec: Precision, total_chips: int | None = None) -> list[Layout]:
-    """Shardings whose per-chip share of the tables fits, smallest first."""
+def ranking_candidates(chip: Chip, model: Ranking, prec: Precision, total_chips: int | None = None,
+                       placement: Placement | None = None) -> list[Layout]:
+    """The capacity planner's rule (accelsim.ranking): replicas when the tables fit on one chip,
+    else the smallest group (power of two dividing `total_chips`, or `total_chips`) whose shares
+    fit. A pinned sharded `placement` shards over `total_chips` (or the smallest group that fits)."""
     sizes = [n for n in _pow2(MAX_SHARDS) if total_chips is None or total_chips % n == 0]
     if total_chips is not None and total_chips not in sizes:
         sizes.append(total_chips)
-    out: list[Layout] = []
+    if placement == Placement.REPLICATED:
+        sizes = [1]
+    elif placement is not None:
+        sizes = [total_chips] if total_chips and total_chips > 1 else [n for n in sizes if n > 1]
     err = None
     for n in sizes:
         try:
-            ranking_capacity_check(chip, model, n, prec)
-            out.append(RankingLayout(n))
+            ranking_capacity_check(chip, model, n, prec, placement)
+            return [RankingLayout(n, placement)]
         except UserError as exc:
             err = exc
-    if not out:
-        assert err is not None
-        raise err
-    return out
+    if err is None:
+        raise UserError(f"--placement {placement} needs more than one chip (give --chips)")
+    raise err
 
 
 # -- one layout over many chips --------------------------------------------------------------------
@@ -354,7 +361,7 @@ def evaluate_ranking(chips: Sequence[Chip], q: Query, lay: RankingLayout,
     errors: list[UserError | None] = []
     for chip in chips:
         try:
-            ranking_capacity_check(chip, model, lay.shards, prec)
+            ranking_capacity_check(chip, model, lay.shards, prec, lay.placement)
             errors.append(None)
         except UserError as exc:
             errors.append(exc)
@@ -362,8 +369,10 @@ def evaluate_ranking(chips: Sequence[Chip], q: Query, lay: RankingLayout,
     cands = np.asarray([float(q.batch)]) if q.batch else batch_candidates(RANKING_MAX_BATCH)
     shape = (len(chips), cands.size)
     hw = HwVec.from_chips(list(chips), shape=(len(chips), 1))
-    m = ranking_metrics(hw, model, lay.shards, prec, cands[None, :], q.eff)
+    usable = np.asarray([c.mem_capacity_bytes * (1 - RESERVE_FRACTION) for c in chips]).reshape(len(chips), 1)
+    m = ranking_metrics(hw, model, lay.shards, prec, cands[None, :], q.eff, lay.placement, usable)
     lat, rate = np.broadcast_to(m.latency_s, shape), np.broadcast_to(m.throughput_chip, shape)
+    plan_i, limit = np.broadcast_to(m.plan_index, shape), np.broadcast_to(m.gather_limit, shape)
     power = np.broadcast_to(m.power_w, shape)
     ok = lat <= slo if q.batch is None else np.ones(shape, dtype=bool)  # a pinned batch is reported as is
     best_i = np.argmax(np.where(ok, rate, -1.0), axis=1)
@@ -379,5 +388,6 @@ def evaluate_ranking(chips: Sequence[Chip], q: Query, lay: RankingLayout,
         out.append(RankingPrediction(
             chip=chip, chips=total_chips or lay.chips, precision=prec, batch=int(cands[i]),
             rate_per_chip=float(rate[k, i]), power_w=float(power[k, i]), fidelity=q.eff.fidelity, model=model,
-            layout=lay, latency_s=float(lat[k, i]), latency_slo_s=slo, step=_at(m.step, shape, (k, i))))
+            layout=lay, latency_s=float(lat[k, i]), latency_slo_s=slo, step=_at(m.step, shape, (k, i)),
+            plan=m.plans[int(plan_i[k, i])], gather_limit=str(limit[k, i])))
     return out

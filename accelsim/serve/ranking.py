@@ -1,9 +1,11 @@
-"""Ranking (DLRM-style) serving: requests of `samples` items, batched under a latency SLO.
+"""Ranking (DLRM-style) serving: requests (queries) of `samples` user-item pairs, batched under a
+latency SLO.
 
 A ranking worker keeps a FIFO queue. Whenever its replica is free it takes as many queued requests
 as fit in `RankingService.max_samples` (the largest batch whose service time stays within a share
 of the SLO; at least one request) and serves them as one batch: one SimPy event per batch, the
-batch time from the spine (`graph.ranking_ops` + `perf.cost`). A worker runs either on a dedicated
+batch time from the spine (`predict.ranking_metrics`: the placement of the tables over the
+replica's chips, hot rows in SRAM, `graph.ranking_ops` + `perf.cost`). A worker runs either on a dedicated
 ranking replica (`RankingReplica`) or inside an LLM replica (co-located): there a queued ranking
 batch runs before the next LLM step, i.e. ranking has priority, being the latency-critical stream.
 """

@@ -24,11 +24,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from accelsim.graph import Parallel, Precision, llm_ops, ranking_ops
+from accelsim.graph import Parallel, Precision, llm_ops
 from accelsim.memory import kv_bytes_per_seq, plan_llm, ranking_capacity_check
 from accelsim.ops import Op, OpKind
 from accelsim.perf import Cost, Efficiency, HwVec, cost
 from accelsim.power import chip_power_w
+from accelsim.predict import ranking_metrics
 from accelsim.spec.chip import Chip
 from accelsim.spec.model import LLM, Ranking
 
@@ -163,8 +164,9 @@ class LLMService:
 
 class RankingService:
     """Time (s) and per-chip energy (J) of a ranking batch of k requests of `samples` items on one
-    replica of `chips` chips (tables sharded over them, so each chip computes k x samples / chips:
-    `graph.ranking_ops`), tabulated exactly for every k up to `RANKING_MAX_SAMPLES` items, and
+    replica of `chips` chips (one copy of the tables over them, each chip running k x samples / chips
+    pairs: `predict.ranking_metrics`, at the placement it picks, kept in `placement`), tabulated
+    exactly for every k up to `RANKING_MAX_SAMPLES` items, and
     `per_batch`, the most requests whose batch time stays within `RANKING_BATCH_SLO_FRACTION` of
     the SLO (at least 1)."""
 
@@ -174,12 +176,15 @@ class RankingService:
             ranking_capacity_check(chip, model, chips, prec)
         hw = HwVec.from_chips([chip], shape=(1,))
         k = np.arange(1, max(RANKING_MAX_SAMPLES // samples, 1) + 1, dtype=np.float64)
-        c = cost(ranking_ops(model, chips, prec, k * samples / chips), hw, eff)
+        # pairs per chip, at the placement the planner picks (accelsim.ranking)
+        m = ranking_metrics(hw, model, chips, prec, k * samples / chips, eff)
+        c = m.step
         t = np.broadcast_to(c.total_s, k.shape).copy()
         e = np.broadcast_to(_energy(c, hw, prec.weights, t), k.shape).copy()
         self._t, self._e = [0.0, *t.tolist()], [0.0, *e.tolist()]
         ok = np.nonzero(t <= RANKING_BATCH_SLO_FRACTION * slo_s)[0]
         self.per_batch = int(k[ok[-1]]) if len(ok) else 1
+        self.placement = str(m.plans[int(np.broadcast_to(m.plan_index, k.shape)[self.per_batch - 1])].placement)
         self.samples = samples
         self.fidelity = str(eff.fidelity)
 

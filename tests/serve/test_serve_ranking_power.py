@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 from serve_helpers import EFF, hw
 
-from accelsim.graph import Parallel, Precision, llm_ops, ranking_ops
+from accelsim.graph import Parallel, Precision, llm_ops
 from accelsim.memory import kv_bytes_per_seq, plan_llm
 from accelsim.perf import cost
 from accelsim.power import chip_power_w
+from accelsim.predict import ranking_metrics
 from accelsim.serve.cluster import simulate
 from accelsim.serve.config import RankingGroup, RankingTraffic, ReplicaGroup, SimConfig, Traffic
 from accelsim.serve.service import RANKING_BATCH_SLO_FRACTION
@@ -19,8 +20,8 @@ BF16 = Precision()
 
 
 def _batch_s(k: int, samples: int, chips: int) -> float:
-    c = cost(ranking_ops(load_model("dlrm-v2"), chips, BF16, float(k * samples) / chips), hw(), EFF)
-    return float(np.asarray(c.total_s).ravel()[0])
+    m = ranking_metrics(hw(), load_model("dlrm-v2"), chips, BF16, np.asarray(float(k * samples) / chips), EFF)
+    return float(np.asarray(m.latency_s).ravel()[0])
 
 
 def _ranking(rate: float, chips: int = 2, samples: int = 128, duration: float = 5.0) -> dict:
@@ -38,8 +39,8 @@ def test_light_ranking_load_latency_is_one_batch() -> None:
 
 def test_overloaded_ranking_runs_full_batches_at_the_spine_rate() -> None:
     # the largest batch within the SLO share, from the spine's costs of k = 1, 2, ... requests
-    c = cost(ranking_ops(load_model("dlrm-v2"), 2, BF16, np.arange(1, 8193) * 128.0 / 2), hw(), EFF)
-    k_ref = int(np.nonzero(np.ravel(c.total_s) <= RANKING_BATCH_SLO_FRACTION * 0.060)[0][-1]) + 1
+    m = ranking_metrics(hw(), load_model("dlrm-v2"), 2, BF16, np.arange(1, 8193) * 128.0 / 2, EFF)
+    k_ref = int(np.nonzero(np.ravel(m.latency_s) <= RANKING_BATCH_SLO_FRACTION * 0.060)[0][-1]) + 1
     t_one, t_k, d = _batch_s(1, 128, 2), _batch_s(k_ref, 128, 2), 0.5
     s = _ranking(rate=3 * k_ref / t_k, duration=d)  # three times what one replica serves
     assert s["groups"][0]["max_batch_requests"] == k_ref
@@ -58,7 +59,8 @@ def test_colocated_ranking_takes_kv_memory_and_is_served() -> None:
     chip, m, rk = load_chip("h100-sxm"), load_model("llama3-70b"), load_model("dlrm-v2")
     par = Parallel(4)
     free = plan_llm(chip, m, par, BF16, 1.0).free_for_kv_bytes
-    ranking_bytes = (rk.embedding_params + 4 * rk.dense_params) * 2 / 4  # bf16 tables / 4 chips + dense
+    # int8 tables as submitted, split evenly (row- or column-wise) over the 4 chips, plus bf16 dense
+    ranking_bytes = rk.embedding_params * 1 / 4 + rk.dense_params * 2
     per_block = float(kv_bytes_per_seq(m, par, BF16, 1.0)) * 16
     assert s["groups"][0]["kv_blocks"] == int((free - ranking_bytes) // per_block)
     assert s["ranking_requests_completed"] >= 0.95 * s["ranking_requests_arrived"]
