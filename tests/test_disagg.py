@@ -67,3 +67,26 @@ def test_kv_crosses_scale_out_between_families() -> None:
 def test_bad_disagg_is_one_user_error(text: str) -> None:
     with pytest.raises(UserError, match="--disagg"):
         parse_disagg(text)
+
+
+def test_predict_cli_disagg_and_mode_flags(capsys) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from accelsim.cli import main
+
+    assert main(["predict", "--model", "llama4-scout", "--disagg", "h100-sxm:8,h200-sxm:8", "--dtype", "fp8",
+                 "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["mode"] == "disaggregated" and d["chips"] == 16 and d["bottleneck"] in ("prefill", "decode", "kv_transfer")
+    assert d["throughput_tokens_per_s"] == pytest.approx(d["requests_per_s"] * d["output_len"])
+    assert main(["predict", "--model", "llama4-scout", "--disagg", "h100-sxm,h200-sxm", "--chips", "16",
+                 "--dtype", "fp8", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["chips"] == 16
+    assert main(["predict", "--hw", "h200-sxm", "--model", "llama4-maverick", "--chips", "8", "--dtype", "fp8",
+                 "--attention-dp", "--spec-decode", "mtp=2,accept=0.8", "--prefix-hit", "0.5", "--image-tokens",
+                 "144"]) == 0
+    assert "dp=8" in capsys.readouterr().out
+    for bad in (["--spec-decode", "mtp=2"], ["--prefix-hit", "1.5"], ["--image-tokens", "-1"]):
+        assert main(["predict", "--hw", "h200-sxm", "--model", "llama3-8b", "--chips", "1", *bad]) == 2
+    assert main(["predict", "--model", "llama3-8b", "--disagg", "h100-sxm:1"]) == 2
+    assert main(["predict", "--model", "llama3-8b"]) == 2
