@@ -8,6 +8,7 @@ from typing import Any
 
 from accelsim import args as A
 from accelsim import validate as V
+from accelsim.mode_args import add_mode_args, modes_from_args
 
 
 def register(sub: Any) -> None:
@@ -20,6 +21,9 @@ def register(sub: Any) -> None:
                       help="facility power budget, W (e.g. 1e9 for 1 GW)")
     goal.add_argument("--demand-tokens-per-s", type=V.number(hi=1e12), help="LLM demand, output tokens/s")
     goal.add_argument("--demand-samples-per-s", type=V.number(hi=1e12), help="ranking demand, samples/s")
+    goal.add_argument("--demand-requests-per-s", type=V.number(hi=1e12),
+                      help="LLM demand, requests/s (x --output-len output tokens each)")
+    add_mode_args(p)
     g = p.add_argument_group("site")
     g.add_argument("--pue", type=V.number(1.0, 3.0, lo_open=False), default=None,
                    help="power usage effectiveness (default 1.08, Meta fleet)")
@@ -68,13 +72,17 @@ def _plan(args: argparse.Namespace) -> int:
     model = load_model(args.model)
     if args.batch is not None:
         raise UserError("plan searches the batch under the SLOs; --batch is for predict")
-    r = plan(chip, model, site_power_w=args.site_power_w, demand_tokens_per_s=args.demand_tokens_per_s,
+    tokens = args.demand_tokens_per_s
+    if args.demand_requests_per_s is not None:
+        tokens = args.demand_requests_per_s * args.output_len
+    r = plan(chip, model, site_power_w=args.site_power_w, demand_tokens_per_s=tokens,
              demand_samples_per_s=args.demand_samples_per_s, pue=args.pue, pue_range=_pue_range(args.pue_range),
              input_len=args.input_len, output_len=args.output_len, max_ttft=args.max_ttft, max_tpot=args.max_tpot,
              max_latency=args.max_latency, headroom=args.headroom, availability=args.availability,
              power_cap_w=args.power_cap_w, dtype=args.dtype, kv_dtype=args.kv_dtype, eff=A.efficiency_from(args),
              layout=A.layout_from(args, model), host_overhead_w_per_chip=args.host_overhead_w,
-             chips_per_rack=args.chips_per_rack, rack_power_limit_w=args.rack_power_limit_w)
+             chips_per_rack=args.chips_per_rack, rack_power_limit_w=args.rack_power_limit_w,
+             modes=modes_from_args(args), attention_dp=args.attention_dp)
     if args.json:
         print_json(r)
         return 0
