@@ -41,8 +41,7 @@ DTYPES = ("bf16", "fp8", "fp4")
 DEFAULT_MAX_SEQS = 256
 DEFAULT_MAX_BATCHED_TOKENS = 8192
 DEFAULT_BLOCK_SIZE = 16
-# SLOs (MLPerf Inference llama2-70b server: TTFT <= 2 s, TPOT <= 200 ms; DLRM-v2: 60 ms;
-# hardware_and_data.md §4.1).
+# SLOs (MLPerf Inference rules, llama2-70b server: TTFT <= 2 s, TPOT <= 200 ms; DLRM-v2: 60 ms).
 DEFAULT_SLO_TTFT_S = 2.0
 DEFAULT_SLO_TPOT_S = 0.200
 DEFAULT_RANKING_SLO_S = 0.060

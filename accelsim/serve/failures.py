@@ -1,7 +1,7 @@
 """Hardware and software failures: per-component rates per chip-hour, repair times, processes.
 
-Default rates come from the Llama 3 405B pre-training snapshot (arXiv 2407.21783 §3.3.4, Table 5;
-reference hardware_and_data.md §5.1): 419 unexpected interruptions in 54 days (1,296 h) on
+Default rates come from the Llama 3 405B pre-training snapshot ("The Llama 3 Herd of Models",
+arXiv 2407.21783 §3.3.4, Table 5): 419 unexpected interruptions in 54 days (1,296 h) on
 16,384 H100s. Assuming each interruption was caused by one chip's worth of hardware or software
 and that the rate scales with the number of chips, the per-chip rate of a category is
 
