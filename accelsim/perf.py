@@ -50,7 +50,6 @@ class HwVec:
     scale_out_bw: F
     tdp_w: F
     idle_w: F
-
     # on-chip SRAM and how the memory system serves random rows (accelsim.gather, assumed values)
     sram_bytes: F = field(default_factory=lambda: np.zeros(()))
     sram_bw: F = field(default_factory=lambda: np.full((), np.inf))
@@ -58,12 +57,13 @@ class HwVec:
     gather_inflight: F = field(default_factory=lambda: np.full((), np.inf))
     gather_request_bytes: F = field(default_factory=lambda: np.full((), 64.0))
     gather_granule_bytes: F = field(default_factory=lambda: np.full((), 64.0))
+
     @classmethod
     def from_chips(cls, chips: Sequence[Chip], shape: tuple[int, ...] | None = None) -> HwVec:
         shape = shape or (len(chips),)
         arr = lambda xs: np.asarray(list(xs), dtype=np.float64).reshape(shape)
-        return cls(
         gp = [gather_params(c) for c in chips]
+        return cls(
             names=tuple(c.name for c in chips),
             peak={d: arr(c.flops(d) for c in chips) for d in DTYPES},
             mem_bw=arr(c.mem_bw_bytes_per_s for c in chips),
@@ -73,13 +73,13 @@ class HwVec:
             scale_out_bw=arr(c.scale_out_bw_bytes_per_s for c in chips),
             tdp_w=arr(c.tdp_w for c in chips),
             idle_w=arr(c.idle_w for c in chips),
-        )
             sram_bytes=arr(c.sram_bytes or 0.0 for c in chips),
             sram_bw=arr(c.sram_bw_bytes_per_s or np.inf for c in chips),
             gather_latency_s=arr(g.latency_s for g in gp),
             gather_inflight=arr(g.inflight for g in gp),
             gather_request_bytes=arr(g.request_bytes for g in gp),
             gather_granule_bytes=arr(g.granule_bytes for g in gp),
+        )
 
 
 class Efficiency(Protocol):
