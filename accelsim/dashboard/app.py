@@ -6,6 +6,7 @@ the what-if sliders move in powers of two (value v means ×2**v of the catalog v
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +17,13 @@ from accelsim.dashboard.controls import DEFAULTS, DTYPES, TP_CHOICES, catalog_ch
 from accelsim.dashboard.page import Page, render
 from accelsim.spec import list_chips, list_models
 
+SLIDER_LOG2 = (-2, 2)  # what-if sliders: log2 of the multiplier (1/4x to 4x)
+MAX_REQUEST_BYTES = 256 * 1024  # a callback body is ~2 kB; a larger one is refused (HTTP 413) unread
 SLIDERS = (("mem_bw", "HBM bandwidth"), ("flops", "FLOPS (every format)"), ("tdp", "TDP (idle scales with it)"),
            ("capacity", "HBM capacity"))
 CONTROL_IDS = ("chip", "model", "dtype", "fidelity", "tp", "batch", *(k for k, _ in SLIDERS),
-               "input_len", "output_len", "site_power_mw", "pue")
+               "input_len", "output_len", "site_power_mw", "pue", "prefix_hit", "mtp_k", "spec_accept",
+               "image_tokens", "attention_dp")
 
 _CSS = """
 body { margin: 0; font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; background: #f4f6f9; color: #1a202c; }
@@ -65,7 +69,8 @@ def _label(text: str, *children: Any, hint: str | None = None) -> html.Div:
 
 def _slider(key: str, text: str) -> html.Div:
     marks = {-2: "¼×", -1: "½×", 0: "1×", 1: "2×", 2: "4×"}
-    return _label(text, dcc.Slider(id=key, min=-2, max=2, step=0.05, value=0, marks=marks, allow_direct_input=False,
+    return _label(text, dcc.Slider(id=key, min=SLIDER_LOG2[0], max=SLIDER_LOG2[1], step=0.05, value=0, marks=marks,
+                                   allow_direct_input=False,
                                    updatemode="mouseup"),
                   html.Div(id=f"{key}-readout", className="hint"))
 
@@ -95,6 +100,15 @@ def _controls() -> html.Div:
             _label("Input tokens", num("input_len", DEFAULTS.input_len, min=1, step=1)),
             _label("Output tokens", num("output_len", DEFAULTS.output_len, min=1, step=1))]),
         html.Div("prompt and generated tokens per sequence (LLMs only)", className="hint"),
+        html.H3("Serving modes (LLMs)"),
+        html.Div(className="row2", children=[
+            _label("Prefix-cache hit", num("prefix_hit", DEFAULTS.prefix_hit, min=0, max=0.99, step=0.05)),
+            _label("Image tokens", num("image_tokens", DEFAULTS.image_tokens, min=0, step=144))]),
+        html.Div(className="row2", children=[
+            _label("MTP drafts (k)", num("mtp_k", DEFAULTS.mtp_k, min=0, max=8, step=1)),
+            _label("Acceptance", num("spec_accept", DEFAULTS.spec_accept, min=0, max=1, step=0.05))]),
+        _label("Attention DP + wide EP", dcc.Dropdown(id="attention_dp", options=["off", "on"],
+                                                       value=DEFAULTS.attention_dp, clearable=False)),
         html.H3("Site"),
         _label("Site power (MW)", num("site_power_mw", DEFAULTS.site_power_w / 1e6, min=0, step="any")),
         _label("PUE", dcc.Slider(id="pue", min=1.0, max=1.6, step=0.01, value=DEFAULTS.pue, allow_direct_input=False,
@@ -166,8 +180,10 @@ _OUTPUTS = [Output("message", "children"), Output("summary", "children"), Output
 def raw_controls(values: tuple[Any, ...]) -> dict[str, Any]:
     """Callback input values → the raw mapping `render` takes (sliders are log2 multipliers)."""
     raw = dict(zip(CONTROL_IDS, values))
-    for key, _ in SLIDERS:
-        raw[key] = 2.0 ** float(raw[key]) if isinstance(raw[key], int | float) else raw[key]
+    for key, _ in SLIDERS:  # a forged value beyond the slider is clamped to its ends (2**1e308 overflows)
+        v = raw[key]
+        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v):
+            raw[key] = 2.0 ** min(max(float(v), SLIDER_LOG2[0]), SLIDER_LOG2[1])
     return raw
 
 
@@ -178,9 +194,28 @@ def create_app(*, measured_dir: str | Path | None = None) -> dash.Dash:
                     assets_folder=str(Path(__file__).parent / "_no_assets"))
     app.index_string = app.index_string.replace("{%css%}", "{%css%}<style>" + _CSS + "</style>")
     app.layout = layout()
+    _harden(app.server)
 
     @app.callback(*_OUTPUTS, *(Input(i, "value") for i in CONTROL_IDS))
     def _update(*values: Any) -> tuple[Any, ...]:
         return outputs(render(raw_controls(values), measured_dir=measured_dir))
 
     return app
+
+
+def _harden(server: Any) -> None:
+    """Bound request bodies, and answer a malformed callback request with HTTP 400 and one line
+    instead of a 500 (the app's own errors become messages on the page, see `page.render`)."""
+    from werkzeug.exceptions import HTTPException
+
+    server.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
+
+    @server.errorhandler(Exception)
+    def _bad_request(exc: Exception) -> Any:
+        if isinstance(exc, HTTPException):
+            return exc
+        from flask import request
+
+        if request.path.endswith("/_dash-update-component"):
+            return f"bad callback request: {type(exc).__name__}", 400
+        raise exc

@@ -50,9 +50,32 @@ class Controls:
     output_len: int = 1000
     site_power_w: float = 1e9
     pue: float = 1.08
+    # serving modes (accelsim.modes); LLMs only
+    prefix_hit: float = 0.0  # share of each prompt found in the prefix cache
+    mtp_k: int = 0  # speculative decoding with k MTP draft tokens (0: off)
+    spec_accept: float = 0.7  # acceptance rate of each draft token
+    image_tokens: int = 0  # image tokens per prompt (Llama 4: adds the vision encoder)
+    attention_dp: str = "off"  # "on": attention data parallel with wide EP layouts in the search
 
 
 DEFAULTS = Controls()
+MAX_MTP = 8
+
+
+def _shown(raw: Any) -> str:
+    """A control value cut short for a message (a pasted megabyte must not fill the page)."""
+    text = str(raw)
+    return text if len(text) <= 40 else text[:40] + "..."
+
+
+def _count(raw: Any, label: str, hi: int) -> int:
+    """A whole number in [0, hi] (empty: 0)."""
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return 0
+    value = _number(raw, label, 0, hi)
+    if not value.is_integer():
+        raise UserError(f"{label} must be a whole number from 0 to {hi:,}, got {_shown(raw)}")
+    return int(value)
 
 
 def _whole(raw: Any, label: str, *, optional: bool = False, hi: int = MAX_TOKENS) -> int | None:
@@ -64,9 +87,9 @@ def _whole(raw: Any, label: str, *, optional: bool = False, hi: int = MAX_TOKENS
     try:
         value = float(raw)
     except (TypeError, ValueError):
-        raise UserError(f"{label} '{raw}' is not a number: enter a whole number from 1 to {hi:,}") from None
+        raise UserError(f"{label} '{_shown(raw)}' is not a number: enter a whole number from 1 to {hi:,}") from None
     if not value.is_integer() or not 1 <= value <= hi:
-        raise UserError(f"{label} must be a whole number from 1 to {hi:,}, got {raw}")
+        raise UserError(f"{label} must be a whole number from 1 to {hi:,}, got {_shown(raw)}")
     return int(value)
 
 
@@ -76,9 +99,9 @@ def _number(raw: Any, label: str, lo: float, hi: float) -> float:
     try:
         value = float(raw)
     except (TypeError, ValueError):
-        raise UserError(f"{label} '{raw}' is not a number: enter a number from {lo:g} to {hi:g}") from None
+        raise UserError(f"{label} '{_shown(raw)}' is not a number: enter a number from {lo:g} to {hi:g}") from None
     if not (math.isfinite(value) and lo <= value <= hi):
-        raise UserError(f"{label} must be from {lo:g} to {hi:g}, got {raw}")
+        raise UserError(f"{label} must be from {lo:g} to {hi:g}, got {_shown(raw)}")
     return value
 
 
@@ -111,7 +134,20 @@ def parse_controls(raw: Mapping[str, Any]) -> Controls:
         input_len=_whole(get("input_len"), "input length (tokens)"),  # type: ignore[arg-type]
         output_len=_whole(get("output_len"), "output length (tokens)"),  # type: ignore[arg-type]
         site_power_w=site_w, pue=_number(get("pue"), "PUE", *PUE_RANGE), **scales,
+        prefix_hit=_number(get("prefix_hit"), "prefix-cache hit share", 0.0, 0.99),
+        mtp_k=_count(get("mtp_k"), "MTP draft tokens", MAX_MTP),
+        spec_accept=_number(get("spec_accept"), "draft acceptance", 0.0, 1.0),
+        image_tokens=_count(get("image_tokens"), "image tokens", MAX_TOKENS),
+        attention_dp="on" if get("attention_dp") in ("on", True) else "off",
     )
+
+
+def modes_of(c: Controls) -> Any:
+    """The `accelsim.modes.Modes` the controls ask for."""
+    from accelsim.modes import Modes, SpecDecode
+
+    spec = SpecDecode("mtp", c.mtp_k, c.spec_accept) if c.mtp_k else None
+    return Modes(spec=spec, prefix_hit=c.prefix_hit, image_tokens=c.image_tokens)
 
 
 # The catalog and the efficiency models are read once per process; every result below is a
@@ -175,5 +211,6 @@ def _best(c: Controls) -> Prediction:
     q = Query(model, efficiency(c.fidelity), c.dtype, input_len=c.input_len, output_len=c.output_len,  # type: ignore[arg-type]
               batch=c.batch)
     if is_llm(model):
+        q = replace(q, modes=modes_of(c), attention_dp=c.attention_dp == "on")
         return best(chip, q, tp=c.tp)
     return best(chip, q, layout=RankingLayout(c.tp) if c.tp else None)

@@ -167,3 +167,19 @@ def test_parse_controls_units_and_auto():
     assert (c.site_power_w, c.tp, c.batch, c.mem_bw) == (250e6, None, None, 2.0)
     with pytest.raises(UserError, match=r"mem_bw multiplier must be from 0\.25 to 4"):
         parse_controls({"mem_bw": 8})
+
+
+def test_serving_mode_controls_reach_the_search() -> None:
+    from accelsim.dashboard.controls import modes_of, predict_for
+    from accelsim.modes import spec_decode_speedup
+
+    plain = predict_for(parse_controls({"model": "llama3-70b", "chip": "h200-sxm", "batch": 1}))
+    c = parse_controls({"model": "llama3-70b", "chip": "h200-sxm", "batch": 1, "mtp_k": 2, "spec_accept": 0.8})
+    assert modes_of(c).spec is not None and modes_of(parse_controls({})).plain
+    spec = predict_for(c)
+    # batch 1 is memory bound: the gain is below the free-draft bound (k + 1 tokens for one step)
+    assert 1.0 < spec.rate_per_chip / plain.rate_per_chip < spec_decode_speedup(0.8, 2, 0.0)
+    wide = predict_for(parse_controls({"attention_dp": "on"}))
+    assert wide.rate_per_chip >= predict_for(parse_controls({})).rate_per_chip
+    with pytest.raises(UserError, match="MTP"):
+        parse_controls({"mtp_k": 1.5})
