@@ -62,7 +62,7 @@ def _hw_list(args: argparse.Namespace) -> int:
     if args.json:
         print_json(rows)
     else:
-        print(f"{'name':10s} {'year':>4s} {'BF16 TF':>8s} {'HBM TB/s':>8s} {'GB':>6s} {'TDP W':>6s}  chip")
+        print(f"{'name':10s} {'year':>4s} {'BF16 TF':>8s} {'mem TB/s':>8s} {'mem GB':>6s} {'TDP W':>6s}  chip")
         for r in rows:
             print(f"{r['name']:10s} {r['year']:4d} {r['bf16_flops'] / 1e12:8.0f} {r['mem_bw_bytes_per_s'] / 1e12:8.2f} "
                   f"{r['mem_capacity_bytes'] / 1e9:6.0f} {r['tdp_w']:6.0f}  {r['display_name']}")
@@ -108,9 +108,24 @@ def _wl_show(args: argparse.Namespace) -> int:
     if args.json:
         print_json(d)
     else:
-        for k, v in d.items():
-            print(f"  {k:26s} {v}")
+        print("\n".join(_lines(d)))
     return 0
+
+
+def _lines(d: dict[str, Any], indent: str = "  ") -> list[str]:
+    """A nested dict as aligned 'key  value' lines; sub-tables indented under their key (no raw dicts)."""
+    out: list[str] = []
+    for k, v in d.items():
+        if isinstance(v, dict):
+            if v:
+                out.append(f"{indent}{k}")
+                out += _lines(v, indent + "  ")
+        elif isinstance(v, float) and v.is_integer() and abs(v) >= 1e6:
+            out.append(f"{indent}{k:{28 - len(indent)}s} {v:,.0f}")
+        else:
+            out.append(f"{indent}{k:{28 - len(indent)}s} {v:,}" if isinstance(v, int) and not isinstance(v, bool)
+                       else f"{indent}{k:{28 - len(indent)}s} {v}")
+    return out
 
 
 def _predict(args: argparse.Namespace) -> int:

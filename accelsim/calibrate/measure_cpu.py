@@ -267,18 +267,26 @@ def measure_cpu(grid: Grid = "default", threads: int = DEFAULT_THREADS, reps: in
         with torch.inference_mode():
             cases = _cases(spec, torch, pools)
             prepared = []
-            for case in cases:
+            t0 = time.perf_counter()
+            for i, case in enumerate(cases):
                 calls = case.setup()
                 prepared.append((calls, _prepare(calls, clock)))
+                if progress and (i + 1) % 25 == 0:
+                    progress(f"preparing shapes {i + 1}/{len(cases)} ({time.perf_counter() - t0:.0f} s)")
             # Repetitions are interleaved: each round times every shape once, in a shuffled order, so a
             # burst of load from other jobs on a shared machine spoils one repetition of many shapes
             # (which the median discards) rather than every repetition of one shape.
             times = np.empty((len(cases), reps))
             rng = np.random.default_rng(0)
+            t0 = time.perf_counter()
             for r in range(reps):
                 for j in rng.permutation(len(cases)):
                     calls, inner = prepared[j]
                     times[j, r] = _rep(calls, inner, r * inner, clock)
+                if progress:  # one line per round: a long run says how far it is and how long is left
+                    done = time.perf_counter() - t0
+                    progress(f"round {r + 1}/{reps} of {len(cases)} shapes: {done:.0f} s, "
+                             f"about {done / (r + 1) * (reps - r - 1):.0f} s left")
             del prepared
         for case, t in zip(cases, times):
             op = case.op
@@ -287,7 +295,8 @@ def measure_cpu(grid: Grid = "default", threads: int = DEFAULT_THREADS, reps: in
                               median_s=float(np.median(t)), p20_s=float(np.percentile(t, 20)),
                               p80_s=float(np.percentile(t, 80)), reps=reps, **prov))
             if progress:
-                progress(f"{op.name:14s} {op.dtype:5s} {case.shape}  {np.median(t) * 1e6:10.1f} us")
+                shape = " ".join(f"{k}={v}" for k, v in case.shape.items())
+                progress(f"{op.name:14s} {op.dtype:5s} {shape:32s} {np.median(t) * 1e6:10.1f} us")
     finally:
         torch.set_num_threads(old_threads)
     return rows

@@ -119,7 +119,7 @@ def summary_cards(c: Controls) -> list[tuple[str, str]]:
     return cards
 
 
-_CHIP_KEYS = (("mem_bw_bytes_per_s", "HBM bandwidth", "B/s"), ("mem_capacity_bytes", "HBM capacity", "B"),
+_CHIP_KEYS = (("mem_bw_bytes_per_s", "memory bandwidth", "B/s"), ("mem_capacity_bytes", "memory capacity", "B"),
               ("tdp_w", "TDP", "W"), ("idle_w", "idle power", "W"),
               ("scale_up_bw_bytes_per_s", "scale-up bandwidth", "B/s"),
               ("scale_up_domain_size", "scale-up domain", "chips"),

@@ -210,6 +210,11 @@ def _disagg_groups(args: argparse.Namespace, overrides: dict[str, Any]) -> tuple
                  for role, pool in (("prefill", r.prefill), ("decode", r.decode)))
 
 
+def _by_component(counts: dict[str, int]) -> str:
+    """{'chip': 210, 'hbm': 77} -> ' (chip 210, hbm 77)'; '' when there are none."""
+    return f" ({', '.join(f'{k} {v}' for k, v in counts.items())})" if counts else ""
+
+
 def _rate(args: argparse.Namespace) -> float:
     if args.arrival_rate is None:
         raise UserError("give --arrival-rate (requests/s) or --trace CSV")
@@ -272,7 +277,7 @@ def _print_summary(s: dict[str, Any]) -> None:
               f"SLO attainment {_fmt(s['ranking_slo_attainment'], 100)}%")
     kwh = _fmt(s["energy_j"] / 3.6e6, 1, ",.3f")
     print(f"  power     mean {_fmt(s['mean_power_w'])} W (accelerators), energy {kwh} kWh")
-    print(f"  failures  {s['interruptions']} interruptions {s['interruptions_by_component']}, "
+    print(f"  failures  {s['interruptions']} interruptions{_by_component(s['interruptions_by_component'])}, "
           f"availability {_fmt(s['availability'], 100, '.3f')}%")
     for f in s.get("files", []):
         print(f"  wrote {f}")
@@ -298,7 +303,7 @@ def _simulate_training(args: argparse.Namespace) -> int:
     mtbf = r["mtbf_s"]
     print(f"  job MTBF {mtbf / 3600:.2f} h" if mtbf else "  no failures")
     print(f"  interruptions {r['interruptions']} ({r['interruptions_per_day']:.2f}/day; expected "
-          f"{r['expected_interruptions_per_day']:.2f}/day)  {r['interruptions_by_component']}")
+          f"{r['expected_interruptions_per_day']:.2f}/day){_by_component(r['interruptions_by_component'])}")
     print(f"  checkpoint every {r['checkpoint_interval_s']:.0f} s (cost {r['checkpoint_s']:.0f} s), "
           f"restart {r['restart_s']:.0f} s")
     print(f"  effective training time {100 * r['effective_fraction']:.2f}% "

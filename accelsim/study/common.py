@@ -120,6 +120,11 @@ def style(fig: Any, title: str, height: int = 460) -> Any:
     return fig
 
 
+def plural(n: int, noun: str) -> str:
+    """'1 rack', '6,952 racks'."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def si(x: float, unit: str = "") -> str:
     """1.23e9 -> '1.23 G' + unit (for sentences in reports)."""
     for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):

@@ -165,7 +165,7 @@ def _findings(chips: list[Chip], models: list[Model], rows: list[dict[str, Any]]
 def run(params: dict[str, Any], *, reduced: bool, executor: Executor | None = None) -> Report:
     p = Params(params, "mtia_roadmap")
     chips, models = p.chips(), p.models()
-    base = p.str("baseline", "h100-sxm")
+    base = p.choice("baseline", [c.name for c in chips], "h100-sxm")
     rows = evaluate(chips, models, p, executor)
     rep = Report("MTIA roadmap vs H100 and B200" + (" (reduced)" if reduced else ""))
     fid = rows[0]["fidelity"] if rows else None
@@ -206,8 +206,12 @@ def run(params: dict[str, Any], *, reduced: bool, executor: Executor | None = No
 
 
 def _spec_row(c: Chip) -> dict[str, Any]:
+    """Catalog values as published: a format the chip has no unit for is empty, and named in
+    `computes_in` (it runs in the next wider format); memory is HBM or LPDDR, so 'mem_'."""
+    peaks = {d: (c.peak_flops[d] / 1e12 if d in c.peak_flops else None) for d in ("bf16", "fp8", "fp4")}
+    fallback = {d: c.compute_dtype(d) for d in ("fp8", "fp4") if d not in c.peak_flops}
     return {"chip": c.name, "display_name": c.display_name, "year": c.availability_year, "tdp_w": c.tdp_w,
-            "bf16_tflops": c.flops("bf16") / 1e12, "fp8_tflops": c.flops("fp8") / 1e12,
-            "fp4_tflops": c.flops("fp4") / 1e12, "hbm_tb_per_s": c.mem_bw_bytes_per_s / 1e12,
-            "hbm_gb": c.mem_capacity_bytes / 1e9, "scale_up_domain": c.scale_up_domain_size,
-            "assumed": ", ".join(c.assumed_keys)}
+            **{f"{d}_tflops": v for d, v in peaks.items()},
+            "computes_in": ", ".join(f"{d} as {f}" for d, f in fallback.items()),
+            "mem_tb_per_s": c.mem_bw_bytes_per_s / 1e12, "mem_gb": c.mem_capacity_bytes / 1e9,
+            "scale_up_domain": c.scale_up_domain_size, "assumed": ", ".join(c.assumed_keys)}

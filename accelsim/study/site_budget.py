@@ -19,7 +19,7 @@ from accelsim.report import Report
 from accelsim.search import query, search
 from accelsim.spec import load_chip, load_model
 from accelsim.spec.model import Ranking
-from accelsim.study.common import Params, colours, label, si, style
+from accelsim.study.common import Params, colours, label, plural, si, style
 from accelsim.study.sweep import Executor
 
 
@@ -116,7 +116,7 @@ def _findings(rows: list[dict[str, Any]], models: list[Any]) -> str:
     for r in m0:
         limit = (f"; the {r['rack_power_limit_w'] / 1e3:g} kW rack limit caps a rack at {r['chips_per_rack']} chips"
                  if r["rack_limit_binds"] else "")
-        lines.append(f"- **{r['label']}**: {r['racks']:,} racks, {r['chips']:,} chips{limit}.")
+        lines.append(f"- **{r['label']}**: {plural(r['racks'], 'rack')}, {plural(r['chips'], 'chip')}{limit}.")
     for model in models:
         sel = [r for r in rows if r["model"] == model.name and not r["note"]]
         if sel:

@@ -12,7 +12,7 @@ EXPECTED = {
     "mtia_roadmap": (["Throughput per chip by generation", "Performance per watt of TDP",
                       "Tokens per joule at the facility", "What bounds each chip", "Generation comparison"],
                      {"throughput": "tokens_per_s_per_chip", "throughput_ranking": "samples_per_s_per_chip",
-                      "chips": "hbm_tb_per_s"}),
+                      "chips": "mem_tb_per_s"}),
     "hbm_vs_flops": (["Which knob pays", "HBM bandwidth x FLOP/s"],
                      {"sensitivity": "speedup", "bandwidth_x_flops": "mem_bw_factor"}),
     "power_budget_1gw": (["Racks and accelerators in the site", "Rack power by generation",
