@@ -1,14 +1,18 @@
 """Chip power from activity and duty cycle: between idle and TDP, never above TDP.
 
-    P = idle + (TDP - idle) * duty * min(1, W_BUSY + W_COMPUTE * u_compute + W_MEMORY * u_memory)
+    P = idle + (TDP - idle) * (W_FLOOR + (1 - W_FLOOR) * duty * a),
+    a = min(1, W_BUSY + W_COMPUTE * u_compute + W_MEMORY * u_memory)
 
-`idle` is the chip's static floor (`idle_w` in its hwmodels file). `duty` is the share of wall time
-the chip runs kernels (a serving step's GPU time over the step's wall time: the engine's host work
-between steps leaves the chip at its floor). While busy, u_compute and u_memory are the fractions of
-peak FLOP/s and of peak bandwidth the kernels use on average; W_BUSY is what a busy chip draws
-beyond its floor with no traffic at all (clocks up, SMs resident, launch gaps and collective waits).
+`idle` is the chip's static floor with no work (`idle_w` in its hwmodels file: what a replica draws
+between requests in `accelsim.serve`). A chip that is serving stays clocked up between its steps:
+W_FLOOR of (TDP - idle) above idle. `duty` is the share of wall time the chip runs kernels (a
+serving step's GPU time over the step's wall time: the engine's host work between steps leaves the
+chip at the serving floor). While busy, u_compute and u_memory are the fractions of peak FLOP/s and
+of peak bandwidth the kernels use on average; W_BUSY is what a busy chip draws beyond the floor
+with no traffic (SMs resident, launch gaps and collective waits). `duty = 0` with W_FLOOR = 0 (the
+default of `activity` callers that pass no duty) is a chip that is not serving.
 
-The three weights are fitted on measured serving runs (ML.ENERGY v3.0: vLLM 0.11.1 on H100 SXM,
+The four weights are fitted on measured serving runs (ML.ENERGY v3.0: vLLM 0.11.1 on H100 SXM,
 per-GPU NVML power of dense and MoE models from 1 to 8 GPUs; `accelsim.calibrate.serving`, run by
 benchmarks/bench_power.py, which reports the held-out error per model). They are chip-independent
 fractions of (TDP - idle): other chips carry them with their own idle, TDP, peaks and bandwidth.
@@ -29,9 +33,10 @@ if TYPE_CHECKING:
     from accelsim.spec.chip import Chip
 
 # Fitted (see the module docstring; benchmarks/results/power_fit.csv has the fit and its held-out errors).
-W_BUSY = 0.25
-W_COMPUTE = 0.9
-W_MEMORY = 0.6
+W_FLOOR = 0.388
+W_BUSY = 0.0
+W_COMPUTE = 2.34
+W_MEMORY = 0.637
 
 
 def activity(u_compute: ArrayLike, u_memory: ArrayLike, *, w_busy: float = W_BUSY, w_compute: float = W_COMPUTE,
@@ -41,11 +46,12 @@ def activity(u_compute: ArrayLike, u_memory: ArrayLike, *, w_busy: float = W_BUS
 
 
 def chip_power_w(idle_w: ArrayLike, tdp_w: ArrayLike, u_compute: ArrayLike, u_memory: ArrayLike,
-                 duty: ArrayLike = 1.0, **weights: float) -> np.ndarray:
-    """Average chip power (W): utilisations while busy, `duty` = busy time / wall time in [0, 1]."""
+                 duty: ArrayLike = 1.0, *, w_floor: float = W_FLOOR, **weights: float) -> np.ndarray:
+    """Average power (W) of a serving chip: utilisations while busy, `duty` = busy time / wall time
+    in [0, 1]. Within [idle + W_FLOOR (TDP - idle), TDP]; monotone in duty and both utilisations."""
     idle, tdp = np.asarray(idle_w), np.asarray(tdp_w)
     d = np.clip(np.asarray(duty, dtype=np.float64), 0.0, 1.0)
-    return idle + (tdp - idle) * d * activity(u_compute, u_memory, **weights)
+    return idle + (tdp - idle) * (w_floor + (1 - w_floor) * d * activity(u_compute, u_memory, **weights))
 
 
 def energy_j(power_w: ArrayLike, time_s: ArrayLike) -> np.ndarray:

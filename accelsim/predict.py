@@ -67,6 +67,8 @@ class LLMMetrics:
     cycle_s: np.ndarray  # a sequence's life: output_len mean steps
     itl_s: np.ndarray  # median inter-token latency (the median step)
     duty: np.ndarray  # GPU time / wall time of the mean step
+    u_compute: np.ndarray  # fraction of peak FLOP/s while busy (the mean rank's work)
+    u_memory: np.ndarray  # fraction of peak bandwidth while busy
 
 
 # Poisson arrival of prompts per step: a grid of 0..K prompts (K = lam + 9 sigma + 6) covers every
@@ -154,7 +156,7 @@ def llm_metrics(hw: HwVec, model: LLM, par: Parallel, prec: Precision, input_len
     vis1 = vision_cost(hw, model, par, prec, np.asarray(1.0), eff, modes)
     t_first = np.ceil(new / one) * pp * first.total_s + (0.0 if vis1 is None else vis1.total_s)
     tpot = wall_s / step.tokens_per_seq
-    return LLMMetrics(b, b / tpot, t_first + wall_s, tpot, power, dec, first, n_steps * wall_s, itl, duty)
+    return LLMMetrics(b, b / tpot, t_first + wall_s, tpot, power, dec, first, n_steps * wall_s, itl, duty, u_c, u_m)
 
 
 def batch_candidates(max_batch: int) -> np.ndarray:

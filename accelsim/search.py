@@ -312,9 +312,9 @@ def evaluate_llm(chips: Sequence[Chip], q: Query, par: Parallel, total_chips: in
             plans.append(exc)
             own.append(np.zeros(0))
             continue
-        if q.batch is not None and q.batch > mem.max_batch:
-            plans.append(UserError(f"--batch {q.batch} does not fit: at context {q.context} at most "
-                                   f"{mem.max_batch} sequences fit per replica"))
+        if q.batch is not None and q.batch > mem.max_batch_paged:
+            plans.append(UserError(f"--batch {q.batch} does not fit: {mem.max_batch_paged} sequences of "
+                                   f"{q.input_len} + {q.output_len} tokens fit per replica (paged KV)"))
             own.append(np.zeros(0))
             continue
         plans.append(mem)

@@ -103,7 +103,7 @@ class LLMService:
         n = np.arange(max_seqs + 1, dtype=np.float64)[:, None]
         dec = cost(llm_ops(model, par, prec, "decode", n / par.pp, ctx[None, :]), hw, eff)
         t = np.broadcast_to(par.pp * dec.total_s, (len(n), len(ctx))).copy()
-        e = np.broadcast_to(_energy(dec, hw, prec.weights, t), t.shape).copy()
+        e = np.broadcast_to(_energy(dec, hw, prec.gemm_dtype, t), t.shape).copy()
         t[0] = e[0] = 0.0
         self._dec_t, self._dec_e = t.tolist(), e.tolist()
 
@@ -116,14 +116,41 @@ class LLMService:
         rest = cost(_not_attention(llm_ops(model, par, prec, "prefill", toks, 1.0)), hw, eff)
         rt = np.broadcast_to(rest.total_s, (1, len(toks)))
         self._rest_t = [0.0, *rt.ravel().tolist()]
-        self._rest_e = [0.0, *np.broadcast_to(_energy(rest, hw, prec.weights, rt), rt.shape).ravel().tolist()]
+        self._rest_e = [0.0, *np.broadcast_to(_energy(rest, hw, prec.gemm_dtype, rt), rt.shape).ravel().tolist()]
         grid = np.unique(np.concatenate([np.arange(1, 65), np.rint(np.geomspace(64, max(top, 65), num=max(
             2, math.ceil(math.log(max(top, 65) / 64) / math.log(TOKENS_RATIO)) + 1)))]))
         attn = cost(_attention(llm_ops(model, par, prec, "prefill", grid[:, None], ctx[None, :])), hw, eff)
         at = np.broadcast_to(attn.total_s, (len(grid), len(ctx))).copy()
-        ae = np.broadcast_to(_energy(attn, hw, prec.weights, at), at.shape).copy()
+        ae = np.broadcast_to(_energy(attn, hw, prec.gemm_dtype, at), at.shape).copy()
         self._tok_grid = grid.tolist()
         self._pre_t, self._pre_e = at.tolist(), ae.tolist()
+
+        # pp = 1: a step's decodes and prefill chunk run as one forward pass (as predict.llm_metrics
+        # costs it): token-wise operators over all n + p rows read their weights once, the LM head
+        # over the n decode rows (+ 1 for a completing prompt), attention split by phase.
+        self._fused = par.pp == 1
+        if self._fused:
+            allt = np.arange(max_tokens + max_seqs + 1, dtype=np.float64)
+            body = [o for o in _not_attention(llm_ops(model, par, prec, "decode", allt, 1.0)) if o.name != "lm_head"]
+            self._body_t, self._body_e = self._table(body, hw, eff, prec)
+            rows = np.arange(max_seqs + 2.0)
+            head = [o for o in llm_ops(model, par, prec, "decode", rows, 1.0) if o.name == "lm_head"]
+            self._head_t, self._head_e = self._table(head, hw, eff, prec)
+            da = cost(_attention(llm_ops(model, par, prec, "decode", n, ctx[None, :])), hw, eff)
+            dt = np.broadcast_to(da.total_s, (len(n), len(ctx))).copy()
+            de = np.broadcast_to(_energy(da, hw, prec.gemm_dtype, dt), dt.shape).copy()
+            dt[0] = de[0] = 0.0
+            self._dattn_t, self._dattn_e = dt.tolist(), de.tolist()
+        self._host = (getattr(eff, "host_step_s", 0.0), getattr(eff, "host_per_seq_s", 0.0))
+        self._floor_w = float(chip_power_w(chip.idle_w, chip.tdp_w, 0.0, 0.0, 0.0))
+
+    @staticmethod
+    def _table(ops: list[Op], hw: HwVec, eff: Efficiency, prec: Precision) -> tuple[list[float], list[float]]:
+        c = cost(ops, hw, eff)
+        t = np.ravel(c.total_s).copy()
+        e = np.ravel(np.broadcast_to(_energy(c, hw, prec.gemm_dtype, c.total_s), np.shape(c.total_s))).copy()
+        t[0] = e[0] = 0.0
+        return t.tolist(), e.tolist()
 
     def _ctx_index(self, c: float) -> tuple[int, float]:
         x = math.log(c) * self._inv_log_r if c > 1.0 else 0.0
@@ -134,7 +161,25 @@ class LLMService:
         """(seconds, joules per chip) of a step with `n_dec` decoding sequences holding `ctx_sum`
         context tokens in total and a prefill chunk of `p_tokens` tokens attending to `p_ctx_sum`
         positions in total (token-weighted)."""
-        t = e = 0.0
+        if not (n_dec or p_tokens):
+            return 0.0, 0.0
+        h0, h1 = self._host
+        host = h0 + h1 * n_dec  # the engine's host time per step, the chip at its serving floor
+        if self._fused:
+            t = self._body_t[n_dec + p_tokens] + self._head_t[n_dec + (1 if p_tokens else 0)] + host
+            e = self._body_e[n_dec + p_tokens] + self._head_e[n_dec + (1 if p_tokens else 0)] + host * self._floor_w
+            if n_dec:
+                i, f = self._ctx_index(ctx_sum / n_dec)
+                rt, re = self._dattn_t[n_dec], self._dattn_e[n_dec]
+                t += rt[i] + f * (rt[i + 1] - rt[i])
+                e += re[i] + f * (re[i + 1] - re[i])
+            if p_tokens:
+                j, g = _bracket(self._tok_grid, p_tokens)
+                i, f = self._ctx_index(p_ctx_sum / p_tokens)
+                t += _bilinear(self._pre_t, j, g, i, f)
+                e += _bilinear(self._pre_e, j, g, i, f)
+            return t, e
+        t, e = host, host * self._floor_w
         if n_dec:
             c = ctx_sum / n_dec
             x = math.log(c) * self._inv_log_r if c > 1.0 else 0.0  # _ctx_index, inlined: the hot path
@@ -180,7 +225,7 @@ class RankingService:
         m = ranking_metrics(hw, model, chips, prec, k * samples / chips, eff)
         c = m.step
         t = np.broadcast_to(c.total_s, k.shape).copy()
-        e = np.broadcast_to(_energy(c, hw, prec.weights, t), k.shape).copy()
+        e = np.broadcast_to(_energy(c, hw, prec.gemm_dtype, t), k.shape).copy()
         self._t, self._e = [0.0, *t.tolist()], [0.0, *e.tolist()]
         ok = np.nonzero(t <= RANKING_BATCH_SLO_FRACTION * slo_s)[0]
         self.per_batch = int(k[ok[-1]]) if len(ok) else 1
