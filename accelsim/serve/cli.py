@@ -56,6 +56,8 @@ def register(sub: Any) -> None:
     g.add_argument("--disagg", default=None, metavar="P:N,D:M",
                    help="disaggregated: N prefill chips P and M decode chips D, each pool in its best layout "
                         "(accelsim.disagg); replaces --hw/--chips")
+    g.add_argument("--attention-dp", action="store_true",
+                   help="MoE: attention data parallel, dp = ep / tp groups per replica (experts over all of them)")
     g.add_argument("--prefix-cache-share", type=V.number(0.0, 0.9, lo_open=False), default=0.0,
                    help="share of each replica's KV blocks kept as an LRU prefix cache (0: off)")
     t = p.add_argument_group("traffic")
@@ -163,13 +165,14 @@ def _config(args: argparse.Namespace) -> Any:
                                        "gamma" if args.arrival == "gamma" else "poisson", args.cv)
             groups, rk_groups = (), (C.RankingGroup(args.hw, reps, args.chips // reps, dtype),)
         else:
-            tp = args.tp if args.tp is not None else args.chips // ((args.replicas or 1) * args.pp)
-            reps = args.replicas if args.replicas is not None else args.chips // max(tp * args.pp, 1)
-            if tp < 1 or reps < 1 or reps * tp * args.pp != args.chips:
-                raise UserError(f"--chips {args.chips} must equal replicas x tp x pp "
-                                f"({args.replicas or '?'} x {args.tp or '?'} x {args.pp})")
+            dp = max(args.ep // (args.tp or 1), 1) if args.attention_dp else 1
+            tp = args.tp if args.tp is not None else args.chips // ((args.replicas or 1) * args.pp * dp)
+            reps = args.replicas if args.replicas is not None else args.chips // max(tp * dp * args.pp, 1)
+            if tp < 1 or reps < 1 or reps * tp * dp * args.pp != args.chips:
+                raise UserError(f"--chips {args.chips} must equal replicas x tp x dp x pp "
+                                f"({args.replicas or '?'} x {args.tp or '?'} x {dp} x {args.pp})")
             groups = (C.ReplicaGroup(args.hw, args.model, reps, tp, args.ep, args.pp, dtype, args.kv_dtype,
-                                     serve_ranking=args.ranking_colocate, **overrides),)
+                                     serve_ranking=args.ranking_colocate, dp=dp, **overrides),)
             rk_groups = ()
     if groups:
         arrival = "trace" if args.trace else args.arrival
@@ -204,9 +207,10 @@ def _disagg_groups(args: argparse.Namespace, overrides: dict[str, Any]) -> tuple
     dtype = args.dtype or default_dtype(model)
     r = predict_disagg(load_chip(p_name), n_p, load_chip(d_name), n_d, model,
                        eff=efficiency_from_args(args.fidelity, args.stack), dtype=dtype, kv_dtype=args.kv_dtype,
-                       input_len=args.input_len, output_len=args.output_len)
+                       input_len=args.input_len, output_len=args.output_len, attention_dp=args.attention_dp)
     return tuple(C.ReplicaGroup(pool.chip.name, args.model, pool.replicas, pool.stage.layout.tp, pool.stage.layout.ep,
-                                pool.stage.layout.pp, dtype, args.kv_dtype, role=role, **overrides)
+                                pool.stage.layout.pp, dtype, args.kv_dtype, role=role, dp=pool.stage.layout.dp,
+                                **overrides)
                  for role, pool in (("prefill", r.prefill), ("decode", r.decode)))
 
 
@@ -272,9 +276,10 @@ def _print_summary(s: dict[str, Any]) -> None:
         print(f"  TTFT      p50 {_fmt(s['ttft_p50_s'], 1e3)} ms  p99 {_fmt(s['ttft_p99_s'], 1e3)} ms")
         print(f"  TPOT      p50 {_fmt(s['tpot_p50_s'], 1e3, '.2f')} ms  p99 {_fmt(s['tpot_p99_s'], 1e3, '.2f')} ms")
     if "ranking_requests_arrived" in s:
-        print(f"  ranking   {s['ranking_requests_completed']:,} of {s['ranking_requests_arrived']:,} requests, "
-              f"{_fmt(s['ranking_samples_per_s'])} samples/s, p99 {_fmt(s['ranking_latency_p99_s'], 1e3)} ms, "
-              f"SLO attainment {_fmt(s['ranking_slo_attainment'], 100)}%")
+        tables = ", ".join(sorted({g["placement"] for g in s["groups"] if "placement" in g}))
+        print(f"  ranking   {s['ranking_requests_completed']:,} of {s['ranking_requests_arrived']:,} queries, "
+              f"{_fmt(s['ranking_samples_per_s'])} user-item pairs/s, p99 {_fmt(s['ranking_latency_p99_s'], 1e3)} ms, "
+              f"SLO attainment {_fmt(s['ranking_slo_attainment'], 100)}%" + (f"; tables {tables}" if tables else ""))
     kwh = _fmt(s["energy_j"] / 3.6e6, 1, ",.3f")
     print(f"  power     mean {_fmt(s['mean_power_w'])} W (accelerators), energy {kwh} kWh")
     print(f"  failures  {s['interruptions']} interruptions{_by_component(s['interruptions_by_component'])}, "

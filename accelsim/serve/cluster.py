@@ -147,7 +147,7 @@ class _Fleet:
         if not isinstance(model, LLM):
             raise UserError(f"model '{g.model}' is a ranking model; serve it with --model on its own or "
                             "as the ranking stream (--ranking-model)")
-        par, prec = Parallel(g.tp, g.ep, g.pp), Precision.for_serving(g.dtype, g.kv_dtype)
+        par, prec = Parallel(g.tp, g.ep, g.pp, g.dp), Precision.for_serving(g.dtype, g.kv_dtype)
         par.validate(model)
         chip.compute_dtype(g.dtype)
         rk_service, extra = None, 0.0
@@ -156,7 +156,8 @@ class _Fleet:
             rk_service = RankingService(chip, rk_model, par.chips, prec, eff, rk.samples, rk.slo_s,
                                         check_capacity=False)
         budget = kv_budget(chip, model, par, prec, g.max_batched_tokens, g.block_size, extra)
-        blocks = g.kv_blocks if g.kv_blocks is not None else budget.blocks
+        # each attention-DP group's chips hold their own sequences' KV (budget.blocks: one group's)
+        blocks = g.kv_blocks if g.kv_blocks is not None else budget.blocks * par.dp
         if blocks < 1:
             raise UserError(f"{model.name} on {par.chips} x {chip.name} leaves no memory for the KV cache "
                             f"({budget.free_bytes / 1e9:.2f} GB free per chip); use more chips or a smaller dtype")
@@ -272,7 +273,7 @@ def simulate(cfg: SimConfig, eff: Efficiency | None = None,
         "chips": chips_total, "replicas": len(replicas) + sum(rg.replicas for rg, _, _ in rk_groups),
         "groups": [_describe(g, blocks) for g, _, _, blocks, _ in llm_groups]
         + [{"hw": rg.hw, "ranking_model": rk.model, "replicas": rg.replicas, "chips_per_replica": rg.chips,
-            "max_batch_requests": svc.per_batch} for rg, _, svc in rk_groups],
+            "max_batch_requests": svc.per_batch, "placement": svc.placement} for rg, _, svc in rk_groups],
         "router": cfg.router, "seed": seed, "failures": cfg.failures.source,
         "fidelity": str(eff.fidelity),
         "assumed_hw_values": {c.name: c.assumed_keys for c in [x[1] for x in llm_groups] + [x[1] for x in rk_groups]},
@@ -347,7 +348,7 @@ def _assumptions(cfg: SimConfig) -> list[str]:
 
 
 def _describe(g: Any, blocks: int) -> dict[str, Any]:
-    return {"hw": g.hw, "model": g.model, "replicas": g.replicas, "tp": g.tp, "ep": g.ep, "pp": g.pp,
+    return {"hw": g.hw, "model": g.model, "replicas": g.replicas, "tp": g.tp, "ep": g.ep, "pp": g.pp, "dp": g.dp,
             "dtype": g.dtype, "max_seqs": g.max_seqs, "max_batched_tokens": g.max_batched_tokens,
             "kv_blocks": blocks, "block_size": g.block_size, "serve_ranking": g.serve_ranking, "role": g.role}
 

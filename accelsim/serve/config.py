@@ -66,13 +66,14 @@ class ReplicaGroup:
     serve_ranking: bool = False  # also serve the ranking stream on these replicas (co-located)
     role: Role = "both"  # "prefill" / "decode": a pool of disaggregated serving (serve.disagg)
     prefix_cache_share: float = 0.0  # share of the KV blocks kept as an LRU prefix cache (0: off)
+    dp: int = 1  # attention data parallel groups of tp chips (experts over all tp x dp: ep = tp x dp)
 
     @property
     def chips_per_replica(self) -> int:
-        return self.tp * self.pp
+        return self.tp * self.dp * self.pp
 
     def validate(self) -> None:
-        for key in ("replicas", "tp", "ep", "pp", "max_seqs", "max_batched_tokens", "block_size"):
+        for key in ("replicas", "tp", "ep", "pp", "dp", "max_seqs", "max_batched_tokens", "block_size"):
             if getattr(self, key) < 1:
                 raise UserError(f"{key} must be >= 1, got {getattr(self, key)}")
         if self.kv_blocks is not None and self.kv_blocks < 1:

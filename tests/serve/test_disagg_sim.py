@@ -64,3 +64,16 @@ def test_kv_transfer_time_is_the_prompts_cache_over_the_fabric() -> None:
 def test_a_prefill_pool_needs_a_decode_pool() -> None:
     with pytest.raises(UserError, match="decode"):
         SimConfig(groups=(ReplicaGroup("h100-sxm", "llama3-8b", role="prefill"),), traffic=Traffic()).validate()
+
+
+def test_attention_dp_replica_holds_a_kv_budget_per_dp_group() -> None:
+    from accelsim.serve.service import kv_budget
+
+    g = ReplicaGroup("h200-sxm", "llama4-scout", tp=1, ep=8, dp=8, dtype="fp8")
+    s = simulate(SimConfig(groups=(g,), traffic=Traffic(rate_per_s=20, input_len=500, output_len=50, length_cv=0),
+                           duration_s=5, failures=FailureModel.none())).summary
+    one_group = kv_budget(load_chip("h200-sxm"), load_model("llama4-scout"), Parallel(1, 8, 1, 8),
+                          Precision.for_serving("fp8"), g.max_batched_tokens, g.block_size).blocks
+    assert s["chips"] == 8 and s["groups"][0]["dp"] == 8
+    assert s["groups"][0]["kv_blocks"] == 8 * one_group
+    assert s["requests_completed"] > 0
