@@ -138,6 +138,53 @@ def _open_text(p: Path) -> Any:
     return p.open(newline="", encoding="utf-8")
 
 
+def _row_checker() -> Any:
+    """A function (row, where) -> the row's typed values, or a one-line UserError naming `where` and the
+    field. The rules, declared once: times finite and > 0 (median) or >= 0 (p20, p80); FLOPs and bytes
+    finite and >= 0; reps a whole number >= 0; shape and config JSON objects (or empty)."""
+    from typing import Annotated
+
+    from pydantic import BeforeValidator, Field, TypeAdapter, ValidationError
+    from typing_extensions import TypedDict
+
+    def _json(v: Any) -> Any:
+        return (json.loads(v) if v else {}) if isinstance(v, str) else v
+
+    def _reps(v: Any) -> Any:
+        return 0 if v in ("", None) else (float(v) if isinstance(v, str) else v)
+
+    nonneg = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+    obj = Annotated[dict[str, Any], BeforeValidator(_json)]
+
+    class Row(TypedDict):
+        flops: nonneg
+        bytes: nonneg
+        median_s: Annotated[float, Field(gt=0, allow_inf_nan=False)]
+        p20_s: nonneg
+        p80_s: nonneg
+        reps: Annotated[int, BeforeValidator(_reps), Field(ge=0)]
+        shape: obj
+        config: obj
+
+    adapter = TypeAdapter(Row)
+    keys = tuple(Row.__annotations__)
+
+    def check(row: Mapping[str, Any], where: str) -> dict[str, Any]:
+        try:
+            return dict(adapter.validate_python({k: row[k] for k in keys}))
+        except ValidationError as exc:
+            e = exc.errors()[0]
+            field = str(e["loc"][0]) if e["loc"] else "row"
+            got = str(row.get(field))[:40]
+            rule = {"greater_than": "must be > {gt}", "greater_than_equal": "must be >= {ge}",
+                    "finite_number": "must be a finite number"}.get(e["type"])
+            if rule is None:  # not a number, not JSON ...: say what pydantic found
+                raise UserError(f"{where}: bad value {field} = {got!r} ({e['msg']})") from None
+            raise UserError(f"{where}: {field} {rule.format(**e.get('ctx', {}))}, got {got!r}") from None
+
+    return check
+
+
 def read(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """Read a measurement CSV (gzip-compressed when it ends in .gz); numbers parsed, shape/config
     decoded; bad files are a UserError."""
@@ -149,17 +196,28 @@ def read(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
         missing = set(FIELDS) - set(reader.fieldnames or ())
         if missing:
             raise UserError(f"{p.name}: not a measurement file, missing columns {', '.join(sorted(missing))}")
+        check = _row_checker()
         out = []
         for i, r in enumerate(reader, start=2):
-            try:
-                for key in ("flops", "bytes", "median_s", "p20_s", "p80_s"):
-                    r[key] = float(r[key])
-                r["reps"] = int(float(r["reps"] or 0))
-                for key in ("shape", "config"):
-                    r[key] = json.loads(r[key]) if r[key] else {}
-            except (ValueError, json.JSONDecodeError) as exc:
-                raise UserError(f"{p.name}: line {i}: bad value ({exc})") from None
-            if not r["median_s"] > 0:
-                raise UserError(f"{p.name}: line {i}: median_s must be > 0, got {r['median_s']}")
+            if None in r or None in r.values():
+                raise UserError(f"{p.name}: line {i}: {len(r) - (None in r)} fields, expected {len(FIELDS)} "
+                                "(a truncated or malformed row)")
+            r.update(check(r, f"{p.name}: line {i}"))
             out.append(r)
     return out
+
+
+# Device strings (as torch / nvidia-smi / rocm-smi report them) -> catalog chip; the longer, more
+# specific patterns come first so that 'GB200' is not read as 'B200' nor 'H200' as 'H100'.
+DEVICE_CHIPS: tuple[tuple[str, str], ...] = (
+    ("GB300", "gb300"), ("B300", "b300"), ("GB200", "gb200"), ("B200", "b200"), ("H200", "h200-sxm"),
+    ("H100", "h100-sxm"), ("A100-SXM", "a100-sxm"), ("A100 80GB HBM", "a100-sxm"), ("L40S", "l40s"),
+    ("MI355X", "mi355x"), ("MI300X", "mi300x"),
+)
+
+
+def chip_for_device(device: str) -> str | None:
+    """The catalog chip a measurement's device string names ('NVIDIA H100 80GB HBM3' -> 'h100-sxm'),
+    or None (CPUs, unknown devices). The one device -> chip rule of calibration, studies and the dashboard."""
+    dev = device.lower()
+    return next((name for pattern, name in DEVICE_CHIPS if pattern.lower() in dev), None)

@@ -1,7 +1,7 @@
 """Self-contained HTML reports: text, Plotly figures and tables in one `index.html`.
 
     rep = Report("MTIA roadmap")
-    rep.add_text("## Findings\\n- MTIA 450 ...")          # Markdown (raw HTML passes through)
+    rep.add_text("## Findings\\n- MTIA 450 ...")          # Markdown; raw HTML in it is shown as text
     rep.add_figure(fig, "Throughput per chip", fidelity="analytical")
     rep.add_table("throughput", rows, "one row per chip x model")
     rep.add_assumptions(chips)                            # every assumed chip value shown
@@ -62,12 +62,15 @@ class Report:
     tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     fidelity: set[str] = field(default_factory=set)
 
-    def add_text(self, markdown_or_html: str) -> None:
-        """Markdown (CommonMark + tables); raw HTML inside it is kept as written."""
+    def add_text(self, markdown: str) -> None:
+        """Markdown (CommonMark + tables). Raw HTML is not rendered but shown as text: text reaches a
+        report from chip, model and study files (display names, descriptions) written by anyone, and a
+        shared report must not run a `<script>` planted in them. Links keep markdown-it's safe-URL
+        check (no `javascript:`)."""
         from markdown_it import MarkdownIt
 
-        md = MarkdownIt("commonmark", {"html": True}).enable("table")
-        self.blocks.append(_Block("text", md.render(markdown_or_html)))
+        md = MarkdownIt("commonmark", {"html": False}).enable("table")
+        self.blocks.append(_Block("text", md.render(markdown)))
 
     def add_figure(self, fig: go.Figure, caption: str, *, fidelity: str | None = None) -> None:
         """A Plotly figure with a caption; `fidelity` labels how its numbers were obtained."""

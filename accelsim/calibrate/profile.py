@@ -93,12 +93,20 @@ def read_profile(path: str | Path) -> Profile:
     if not p.is_file():
         raise UserError(f"calibration profile '{path}' does not exist")
     try:
-        d = json.loads(p.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        d = json.loads(p.read_text(encoding="utf-8"), parse_constant=_no_constant)
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
         raise UserError(f"{p.name}: not valid JSON ({exc})") from None
     if not isinstance(d, dict) or "chip" not in d or "curves" not in d:
         raise UserError(f"{p.name}: not a calibration profile (needs 'schema', 'chip' and 'curves')")
-    return Profile.from_dict(d, str(path))
+    try:
+        return Profile.from_dict(d, str(path))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise UserError(f"{p.name}: not a calibration profile ({type(exc).__name__}: {exc})") from None
+
+
+def _no_constant(name: str) -> float:
+    """json's NaN / Infinity / -Infinity: not JSON, and no efficiency or band may be one."""
+    raise ValueError(f"{name} is not a number a profile may hold")
 
 
 @dataclass(frozen=True)

@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from accelsim import validate as V
+
 
 def register(sub: Any) -> None:
     p = sub.add_parser("study", help="run a study (studies/*.toml) and write an HTML report with CSVs")
     p.add_argument("study", metavar="FILE_OR_NAME", help="a shipped study name (e.g. mtia_roadmap) or a .toml path")
-    p.add_argument("--out", required=True, metavar="DIR", help="report directory (DIR/index.html + CSVs)")
+    p.add_argument("--out", required=True, metavar="DIR", type=V.output_dir,
+                   help="report directory (DIR/index.html + CSVs)")
     p.add_argument("--reduced", action="store_true", help="apply the study's [reduced] overrides (fast, for CI)")
     p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDR",
                    help="run sweep chunks on Ray: a local instance, or the cluster at ADDR (needs pip install ray)")

@@ -58,6 +58,13 @@ class Params:
             raise UserError(f"study {self.study}: parameter '{key}' must be a string, got {v!r}")
         return v
 
+    def choice(self, key: str, choices: Sequence[builtins.str], default: Any = ...) -> builtins.str:
+        """A string parameter that must name one of `choices` (e.g. the baseline among the study's chips)."""
+        v = self.str(key, default)
+        if v not in choices:
+            raise UserError(f"study {self.study}: parameter '{key}' = '{v}' is not one of {', '.join(choices)}")
+        return v
+
     def opt_str(self, key: str) -> str | None:
         return self.str(key) if self.p.get(key) else None
 

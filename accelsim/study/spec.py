@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import sys
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -54,6 +55,11 @@ class StudySpec:
         where = f"{self.path.name}: key 'runner'"
         if not sep or not module_name or not func_name:
             raise UserError(f"{where} must be 'package.module:function', got '{self.runner}'")
+        # A study file names code; it must not make us import (run) code that was not already part of
+        # accelsim or loaded by the program that calls the runner (a library user's own runner).
+        if not (module_name == "accelsim" or module_name.startswith("accelsim.")) and module_name not in sys.modules:
+            raise UserError(f"{where}: module '{module_name}' is not part of accelsim; a study file may only "
+                            "name a runner in accelsim (or one its caller has loaded)")
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
@@ -61,6 +67,9 @@ class StudySpec:
         func = getattr(module, func_name, None)
         if not callable(func):
             raise UserError(f"{where}: module '{module_name}' has no function '{func_name}'")
+        if not is_study_runner(func):
+            raise UserError(f"{where}: '{self.runner}' is not a study runner (expected a function "
+                            "`run(params, *, reduced)` returning an accelsim.report.Report)")
         return func
 
 
@@ -94,6 +103,17 @@ def parse_override(text: str) -> tuple[str, Any]:
         return key, tomllib.loads(f"v = {value.strip()}")["v"]
     except tomllib.TOMLDecodeError:
         return key, value.strip()
+
+
+def is_study_runner(func: Callable[..., Any]) -> bool:
+    """A Python function with one positional parameter (the params) and a keyword-only `reduced`."""
+    if not inspect.isfunction(func):
+        return False
+    params = list(inspect.signature(func).parameters.values())
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    named = {p.name: p for p in params}
+    return (len(positional) == 1 and "reduced" in named and named["reduced"].kind is inspect.Parameter.KEYWORD_ONLY
+            and all(p.default is not p.empty for p in params[1:] if p.name != "reduced"))
 
 
 def accepts_executor(func: Callable[..., Any]) -> bool:

@@ -55,7 +55,10 @@ class ReplayDevice:
             except (KeyError, TypeError, ValueError, UserError) as exc:
                 raise UserError(f"{source}: fused_moe row needs shape {{E,H,I,top_k,M}} and a config ({exc})") from None
             first = first or r
-            self._table.setdefault(key, {}).setdefault(m, {})[cfg] = Measurement(
+            recorded = self._table.setdefault(key, {}).setdefault(m, {})
+            if cfg in recorded:  # two timings of one config: which one would the tuner see?
+                raise UserError(f"{source}: two rows for E,H,I,top_k,dtype={key}, M={m}, config {config}")
+            recorded[cfg] = Measurement(
                 "ok", float(r["median_s"]), float(r["p20_s"] or r["median_s"]),
                 float(r["p80_s"] or r["median_s"]), int(r.get("reps") or 0))
         if first is None:

@@ -2,7 +2,9 @@
 
 Safe for several processes at once (Ray workers, local processes): WAL journal (readers never block
 the writer), a busy timeout instead of "database is locked" errors, and one short `BEGIN IMMEDIATE`
-transaction per write. A row is written the moment a config is measured, so a killed run loses at
+transaction per write. A file that is another program's database is refused before anything is
+written to it (no tables added, journal mode unchanged): the store marks its own files (`APPLICATION_ID`).
+A row is written the moment a config is measured, so a killed run loses at
 most the config in flight and a rerun reuses everything else. The first measurement of a key wins:
 rows are never overwritten. The database must live on a local disk (SQLite's WAL mode does not
 work over network file systems). Stdlib only.
@@ -45,6 +47,14 @@ CREATE TABLE IF NOT EXISTS results (
 );
 """
 BUSY_TIMEOUT_MS = 60_000
+# The file's marker: SQLite's header field for the application ("ACST") and the schema version. A file
+# without it is claimed only when it is empty or holds exactly this schema (stores made before the
+# marker); anything else is another program's database and is left untouched.
+APPLICATION_ID = 0x41435354
+SCHEMA_VERSION = 1
+_TABLES = {"fingerprints": {"key", "json"},
+           "results": {"fingerprint", "kernel", "shape", "batch", "config", "status", "median_s", "p20_s",
+                       "p80_s", "reps", "rel_err", "message", "created_utc"}}
 
 
 def default_db_path() -> Path:
@@ -74,15 +84,17 @@ class ResultStore:
         self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
         try:
             self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            with self._transaction() as db:  # claim (or recognise) the file before changing anything
+                _claim(db, path)
+            # only now, on a database that is ours: WAL (set once, persists in the file)
             self._db.execute("PRAGMA journal_mode = WAL")
             self._db.execute("PRAGMA synchronous = NORMAL")  # durable at checkpoints; WAL keeps it consistent
-            with self._transaction() as db:
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        db.execute(statement)
         except sqlite3.DatabaseError as exc:
             self._db.close()
             raise UserError(f"--db {path}: not a tuning database ({exc})") from None
+        except UserError:
+            self._db.close()
+            raise
         self.fingerprint: dict[str, str] = {}
         self.fp_key = ""
         if fingerprint is not None:
@@ -161,6 +173,33 @@ class ResultStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _claim(db: sqlite3.Connection, path: str | os.PathLike[str]) -> None:
+    """Inside a write transaction: create the schema and marker in an empty database, accept our own,
+    and raise UserError (writing nothing) for any other database."""
+    app_id = db.execute("PRAGMA application_id").fetchone()[0]
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if app_id == APPLICATION_ID:
+        if version != SCHEMA_VERSION:
+            raise UserError(f"--db {path}: a tuning database of schema version {version}; this accelsim "
+                            f"reads version {SCHEMA_VERSION}")
+        return
+    if app_id != 0 or version != 0:
+        raise UserError(f"--db {path}: another program's SQLite database (application id {app_id:#x}); "
+                        "give a new file or an accelsim tuning database")
+    legacy = tables == set(_TABLES) and all(
+        {r[1] for r in db.execute(f"PRAGMA table_info({t})")} == cols for t, cols in _TABLES.items())
+    if tables and not legacy:
+        shown = ", ".join(sorted(tables)[:5])
+        raise UserError(f"--db {path}: an SQLite database that is not an accelsim tuning store (tables: "
+                        f"{shown}); give a new file or an accelsim tuning database")
+    for statement in _SCHEMA.split(";"):
+        if statement.strip():
+            db.execute(statement)
+    db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
 def _measurement(row: tuple[Any, ...]) -> Measurement:
