@@ -430,8 +430,8 @@ class RankingPrediction(_Prediction):
         """Time shares of the batch step (`time_shares`)."""
         return time_shares(self.step)
 
-    def layout_kwargs(self) -> dict[str, int]:
-        return {"shards": self.shards}
+    def layout_kwargs(self) -> dict[str, Any]:
+        return {"shards": self.shards, "placement": self.placement}
 
     def step_ops(self) -> dict[str, list[Op]]:
         """The operators of the costed batch step on one chip."""

@@ -94,7 +94,7 @@ def _plan(args: argparse.Namespace) -> int:
     racks = f"{r['racks']:,} rack{'s' * (r['racks'] != 1)}"
     print(f"  {r['chips']:,} chip{'s' * (r['chips'] != 1)} in {racks} ({r['chips_per_rack']} per rack"
           f"{', rack power limit binds' if r['rack_limit_binds'] else ''}); replica {rep['layout']} "
-          f"batch {rep['batch']} {rep['dtype']}")
+          f"batch {rep['batch']} {rep['dtype']}" + (f", tables {rep['placement']}" if rep.get("placement") else ""))
     print(f"  power: IT {r['it_power_w'] / 1e6:,.2f} MW, facility {r['facility_power_w'] / 1e6:,.2f} MW at PUE "
           f"{r['pue']:g} (provisioned); average draw {r['facility_power_avg_w'] / 1e6:,.2f} MW")
     print(f"  serves {r[f'throughput_{u}_per_s']:,.0f} {u}/s at full load, {r[f'servable_{u}_per_s']:,.0f} {u}/s "
