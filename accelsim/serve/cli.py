@@ -20,13 +20,12 @@ _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 def duration(text: str) -> float:
-    """Seconds from '90', '90s', '15m', '2h' or '54d'."""
+    """Seconds from '90', '90s', '15m', '2h' or '54d': finite, from 0 to ten years (validate.MAX_SECONDS)."""
     m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([smhd]?)\s*", text)
     if not m:
         raise argparse.ArgumentTypeError(f"'{text[:40]}' is not a duration (e.g. 600, 90s, 15m, 2h, 54d)")
     seconds = float(m.group(1)) * _UNITS[m.group(2) or "s"]
-    V.check_range(seconds, f"duration '{text}'", lo=0.0, hi=V.MAX_SECONDS, lo_open=True,
-                  exc=argparse.ArgumentTypeError)
+    V.check_range(seconds, f"duration '{text}'", lo=0.0, hi=V.MAX_SECONDS, exc=argparse.ArgumentTypeError)
     return seconds
 
 
@@ -169,8 +168,9 @@ def _config(args: argparse.Namespace) -> Any:
             tp = args.tp if args.tp is not None else args.chips // ((args.replicas or 1) * args.pp * dp)
             reps = args.replicas if args.replicas is not None else args.chips // max(tp * dp * args.pp, 1)
             if tp < 1 or reps < 1 or reps * tp * dp * args.pp != args.chips:
-                raise UserError(f"--chips {args.chips} must equal replicas x tp x dp x pp "
-                                f"({args.replicas or '?'} x {args.tp or '?'} x {dp} x {args.pp})")
+                dps = f" x dp {dp}" if dp > 1 else ""
+                raise UserError(f"--chips {args.chips} must equal replicas x tp x pp{dps} "
+                                f"({args.replicas or '?'} x {args.tp or '?'} x {args.pp})")
             groups = (C.ReplicaGroup(args.hw, args.model, reps, tp, args.ep, args.pp, dtype, args.kv_dtype,
                                      serve_ranking=args.ranking_colocate, dp=dp, **overrides),)
             rk_groups = ()
