@@ -67,6 +67,8 @@ def print_json(obj: Any) -> None:
 
 
 def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "to_dict"):  # typed results (predictions, ...) carry their JSON form
+        return obj.to_dict()
     try:
         import numpy as np
 

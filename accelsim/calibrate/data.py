@@ -31,11 +31,6 @@ from accelsim.errors import UserError
 from accelsim.spec import load_chip
 from accelsim.spec.chip import DTYPE_BYTES, DTYPES, Chip, Value
 
-# Fingerprint substrings -> catalog chip; longer, more specific patterns first.
-GPU_FINGERPRINTS: tuple[tuple[str, str], ...] = (
-    ("GB200", "gb200"), ("B200", "b200"), ("H200", "h200-sxm"), ("H100", "h100-sxm"),
-    ("MI355X", "mi355x"), ("MI300X", "mi300x"),
-)
 PEAK_MATMUL, PEAK_COPY = "matmul_peak", "copy_peak"
 # Format names other tools write -> the accelsim dtype whose peak applies.
 DTYPE_ALIASES = {"fp16": "bf16", "float16": "bf16", "bfloat16": "bf16", "float32": "fp32", "e4m3": "fp8",
@@ -238,9 +233,9 @@ def resolve_chip(rows: Sequence[Mapping[str, Any]], hw: str | None) -> tuple[Chi
     if all(r["device_kind"] == "cpu" for r in rows):
         chip, idx = cpu_chip(rows)
         return chip, f"CPU '{device}' with measured peaks", idx
-    for pattern, name in GPU_FINGERPRINTS:
-        if pattern.lower() in device.lower():
-            return load_chip(name), f"catalog chip '{name}' matched from device '{device}'", set()
+    name = M.chip_for_device(device)
+    if name:
+        return load_chip(name), f"catalog chip '{name}' matched from device '{device}'", set()
     raise UserError(f"cannot tell which catalog chip device '{device}' is; pass --hw NAME")
 
 

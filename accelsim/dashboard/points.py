@@ -9,7 +9,6 @@ they are counted in `skipped`. Measured points come from measurement CSVs
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,15 +94,11 @@ def default_measured_dir() -> Path:
     return catalog_dir("hwmodels") / "measured"
 
 
-def _norm(text: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", text.lower())
-
-
 def device_matches(chip: Chip, device: str) -> bool:
-    """Whether a measurement's device string names this chip ('NVIDIA H100 80GB HBM3' ~ h100-sxm)."""
-    dev = _norm(device)
-    keys = {_norm(chip.name.replace("-sxm", "")), _norm(chip.display_name)}
-    return any(k and k in dev for k in keys)
+    """Whether a measurement's device string names this chip (`accelsim.measurements.chip_for_device`)."""
+    from accelsim.measurements import chip_for_device
+
+    return chip_for_device(device) == chip.name
 
 
 def measured_points(chip: Chip, directory: str | Path | None = None) -> tuple[list[MeasuredPoint], list[str]]:

@@ -19,7 +19,7 @@ from accelsim import measurements
 from accelsim.ops import Op, OpKind, fused_moe_counts, fused_moe_ops
 from accelsim.perf import HwVec, Roofline, cost
 from accelsim.report import Report
-from accelsim.spec import catalog_dir, list_chips, load_chip
+from accelsim.spec import catalog_dir, load_chip
 from accelsim.spec.chip import DTYPE_BYTES, Chip
 from accelsim.spec.model import LLM
 from accelsim.study.common import Params, colours, label, style
@@ -37,11 +37,9 @@ def find_measurements(path: str) -> list[Path]:
 
 
 def chip_for_device(device: str) -> Chip | None:
-    """The catalog chip whose name stem appears in a device string ('NVIDIA H100 80GB HBM3' -> h100-sxm);
-    the longest stem wins so 'GB200' is not read as 'B200'."""
-    dev = device.upper()
-    stems = sorted(((n.split("-")[0].upper(), n) for n in list_chips()), key=lambda t: -len(t[0]))
-    return next((load_chip(n) for stem, n in stems if stem and stem in dev), None)
+    """The catalog chip a measurement's device string names (`accelsim.measurements.chip_for_device`)."""
+    name = measurements.chip_for_device(device)
+    return load_chip(name) if name else None
 
 
 def moe_shapes(model: LLM, ms: list[int]) -> list[dict[str, Any]]:
