@@ -33,7 +33,7 @@ from accelsim.memory import MemoryPlan
 from accelsim.modes import PLAIN, Modes, decode_step, prefill_shape, vision_cost
 from accelsim.ops import Op
 from accelsim.perf import Cost, Efficiency, Fidelity, HwVec, cost
-from accelsim.power import chip_power_w
+from accelsim.power import chip_power_w, energy_report
 from accelsim.ranking import (
     HOT_ROW_SRAM_FRACTION,
     Placement,
@@ -179,6 +179,7 @@ class RankingMetrics:
     plans: tuple[ShardPlan, ...]  # the placements weighed
     plan_index: np.ndarray  # which of `plans` each (chip, batch) uses: the fastest
     gather_limit: np.ndarray  # what bounds its embedding gather ('bandwidth', 'concurrency', 'sram')
+    gather_share: np.ndarray  # fraction of the step's time spent in the embedding gather
 
 
 def ranking_hot_bytes(hw: HwVec) -> np.ndarray:
@@ -206,16 +207,18 @@ def ranking_metrics(hw: HwVec, model: Ranking, shards: int, prec: Precision, bat
         if usable_bytes is not None and placement is None:
             t = np.where(plan.held_bytes + model.dense_params * prec.w_bytes <= usable_bytes, t, np.inf)
         lim = ranking_gather_limit(ops[0], hw, eff)
+        share = cost(ops[:1], hw, eff).total_s / c.total_s
         if best is None:
-            best, best_t, idx, limit = c, t, np.zeros(np.shape(t)), lim
+            best, best_t, idx, limit, g_share = c, t, np.zeros(np.shape(t)), lim, share
             continue
         faster = t < best_t
         best = Cost(*(np.where(faster, x, y) for x, y in zip(c._arrays(), best._arrays())), fidelity=c.fidelity)
         best_t, idx, limit = np.where(faster, t, best_t), np.where(faster, k, idx), np.where(faster, lim, limit)
+        g_share = np.where(faster, share, g_share)
     assert best is not None
     u_c, u_m = best.utilisation(hw, prec.weights)
     return RankingMetrics(b, best.total_s, b / best.total_s, chip_power_w(hw.idle_w, hw.tdp_w, u_c, u_m), best,
-                          plans, idx, limit)
+                          plans, idx, limit, g_share)
 
 
 def ranking_gather_limit(op: Op, hw: HwVec, eff: Efficiency) -> np.ndarray:
@@ -382,6 +385,7 @@ class LLMPrediction(_Prediction):
             "ttft_s": self.ttft_s, "tpot_s": self.tpot_s,
             "power_w": self.power_w, "total_power_w": self.power_w * chips,
             "joules_per_token": self.joules_per_unit,
+            "energy": energy_report([(self.chip, chips)], self.power_w * chips, total, str(self.fidelity)),
             "bound": self.bound,
             "prefill_bound": self.prefill_bound,
             "decode_time_shares": self.shares,
@@ -405,6 +409,7 @@ class RankingPrediction(_Prediction):
     step: Cost  # one batch step on one chip
     plan: ShardPlan | None = None  # where the tables live (placement); None only for hand-made results
     gather_limit: str = ""  # what bounds the embedding gather: 'bandwidth', 'concurrency' or 'sram'
+    gather_share: float = 0.0  # fraction of the batch step spent in the embedding gather
     kind: ClassVar[Kind] = "ranking"
     unit: ClassVar[str] = "samples"  # user-item pairs; a query carries model.candidates_per_query
 
@@ -459,6 +464,7 @@ class RankingPrediction(_Prediction):
             "joules_per_query": self.joules_per_unit * self.model.candidates_per_query,
             "bound": self.bound,
             "gather_limit": self.gather_limit,
+            "gather_time_share": self.gather_share,
             "step_time_shares": self.shares,
             "fidelity": str(self.fidelity),
             "assumed_hw_values": self.assumed_hw_values,

@@ -373,6 +373,7 @@ def evaluate_ranking(chips: Sequence[Chip], q: Query, lay: RankingLayout,
     m = ranking_metrics(hw, model, lay.shards, prec, cands[None, :], q.eff, lay.placement, usable)
     lat, rate = np.broadcast_to(m.latency_s, shape), np.broadcast_to(m.throughput_chip, shape)
     plan_i, limit = np.broadcast_to(m.plan_index, shape), np.broadcast_to(m.gather_limit, shape)
+    g_share = np.broadcast_to(m.gather_share, shape)
     power = np.broadcast_to(m.power_w, shape)
     ok = lat <= slo if q.batch is None else np.ones(shape, dtype=bool)  # a pinned batch is reported as is
     best_i = np.argmax(np.where(ok, rate, -1.0), axis=1)
@@ -389,5 +390,5 @@ def evaluate_ranking(chips: Sequence[Chip], q: Query, lay: RankingLayout,
             chip=chip, chips=total_chips or lay.chips, precision=prec, batch=int(cands[i]),
             rate_per_chip=float(rate[k, i]), power_w=float(power[k, i]), fidelity=q.eff.fidelity, model=model,
             layout=lay, latency_s=float(lat[k, i]), latency_slo_s=slo, step=_at(m.step, shape, (k, i)),
-            plan=m.plans[int(plan_i[k, i])], gather_limit=str(limit[k, i])))
+            plan=m.plans[int(plan_i[k, i])], gather_limit=str(limit[k, i]), gather_share=float(g_share[k, i])))
     return out

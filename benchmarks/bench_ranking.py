@@ -122,7 +122,8 @@ def dlrm_v2_vs_mlperf() -> list[dict]:
                     "model": "analytical", "measured_queries_per_s": meas,
                     "predicted_queries_per_s": d["per_chip_queries_per_s"],
                     "error": _err(d["per_chip_queries_per_s"], meas), "placement": d["placement"],
-                    "bound": d["bound"], "gather_limit": d["gather_limit"], "batch_pairs": d["batch"],
+                    "bound": d["bound"], "gather_limit": d["gather_limit"], "gather_share": d["gather_time_share"],
+                    "batch_pairs": d["batch"],
                     **{k: round(v, 3) for k, v in d["step_time_shares"].items()}})
     return out
 
@@ -138,7 +139,8 @@ def chips_table(before: dict[tuple[str, str], dict]) -> list[dict]:
             out.append({"section": "chips", "shape": m, "model": c, "pairs_per_s": d["per_chip_pairs_per_s"],
                         "queries_per_s": d["per_chip_queries_per_s"], "power_w": d["power_w"],
                         "pairs_per_joule": d["per_chip_pairs_per_s"] / d["power_w"], "bound": d["bound"],
-                        "gather_limit": d["gather_limit"], "placement": d["placement"],
+                        "gather_limit": d["gather_limit"], "gather_share": d["gather_time_share"],
+                        "placement": d["placement"],
                         "before_pairs_per_s": b.get("per_chip_samples_per_s", ""),
                         "before_pairs_per_joule": (b["per_chip_samples_per_s"] / b["power_w"]) if b else "",
                         "before_bound": b.get("bound", "")})
@@ -199,7 +201,8 @@ def main() -> None:
     for r in ml:
         print(f"  {r['shape']:32s} measured {r['measured_queries_per_s']:8,.0f}  predicted "
               f"{r['predicted_queries_per_s']:8,.0f} ({r['error']:+.0%})  {r['placement']}, bound {r['bound']} "
-              f"(gather {r['gather_limit']}); shares c/m/n/o {r['compute_share']:.2f}/{r['memory_share']:.2f}/"
+              f"(gather {r['gather_share']:.0%} of the step, {r['gather_limit']}-bound); "
+              f"shares c/m/n/o {r['compute_share']:.2f}/{r['memory_share']:.2f}/"
               f"{r['comm_share']:.2f}/{r['overhead_share']:.2f}")
     ch = chips_table(_before(args.before))
     print("\nper chip, fp8 dense, one chip (pairs/s; perf/W in pairs/J); before = the model before issue 16")
@@ -208,7 +211,7 @@ def main() -> None:
                   f"{r['before_bound']}") if r["before_pairs_per_s"] != "" else ""
         print(f"  {r['shape']:9s} {r['model']:9s} {r['pairs_per_s'] / 1e6:7.2f} M pairs/s "
               f"{r['queries_per_s']:10,.0f} q/s {r['power_w']:5.0f} W {r['pairs_per_joule'] / 1e3:6.1f} k/J  "
-              f"{r['bound']:7s} gather {r['gather_limit']:11s}{before}")
+              f"{r['bound']:7s} gather {r['gather_share']:4.0%} {r['gather_limit']:11s}{before}")
     zs = zipf_sensitivity()
     print("\nDLRM-v2 queries/s per chip vs the assumed Zipf exponent of row popularity")
     for r in zs:
