@@ -358,9 +358,10 @@ class LLMPrediction(_Prediction):
     def pp(self) -> int:
         return self.layout.pp
 
-    def layout_kwargs(self) -> dict[str, int]:
-        """`predict` keywords that pin this layout."""
-        return {"tp": self.tp, "ep": self.ep, "pp": self.pp}
+    def layout_kwargs(self) -> dict[str, Any]:
+        """`predict` keywords that pin this layout (attention DP: dp = ep / tp)."""
+        dp = {"attention_dp": True} if self.layout.dp > 1 else {}
+        return {"tp": self.tp, "ep": self.ep, "pp": self.pp, **dp}
 
     def step_ops(self) -> dict[str, list[Op]]:
         """The operators of the two costed steps, as `llm_metrics` lowers them (plain serving):

@@ -116,8 +116,9 @@ def predict_band(chip: Chip, model: Model, profile: Profile, *, base: Efficiency
 
     band = project(profile, chip, base=base, peers=peers)
     mid = predict(chip, model, eff=band.mid, **predict_kwargs)
-    lo = predict(chip, model, eff=band.low, **predict_kwargs)
-    hi = predict(chip, model, eff=band.high, **predict_kwargs)
+    pinned = {**predict_kwargs, **mid.layout_kwargs()}  # the band is of mid's operating point, not a new search
+    lo = predict(chip, model, eff=band.low, **pinned)
+    hi = predict(chip, model, eff=band.high, **pinned)
     out = dict(mid)
     for key in BAND_KEYS_LLM if "throughput_tokens_per_s" in mid else BAND_KEYS_RANKING:
         out[f"{key}_low"] = min(lo[key], hi[key])
