@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 FIDELITY_CHOICES = ("analytical", "roofline")  # what a flag may ask for; calibrated comes with --calibration
 
 
-class _Once(argparse.Action):
+class Once(argparse.Action):
     """A flag that may be given once: `--hw a --hw b` is an error, not the last one silently."""
 
     def __call__(self, parser: argparse.ArgumentParser, ns: argparse.Namespace, values: Any,
@@ -44,14 +44,14 @@ class _Once(argparse.Action):
 def add_hardware(p: argparse.ArgumentParser, *, many: bool = False, required: bool = True) -> None:
     g = p.add_argument_group("hardware")
     what = "chip names or .toml paths, comma separated" if many else "chip name or .toml path"
-    g.add_argument("--hw", required=required, action=_Once, help=what)
-    g.add_argument("--what-if", default=None, action=_Once, metavar="K=F,...",
+    g.add_argument("--hw", required=required, action=Once, help=what)
+    g.add_argument("--what-if", default=None, action=Once, metavar="K=F,...",
                    help=f"scale chip values, e.g. mem_bw=2,flops=0.5 (keys: {', '.join(WHAT_IF_KEYS)})")
 
 
 def add_model(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
-    g.add_argument("--model", required=True, action=_Once, help="model name or .toml path")
+    g.add_argument("--model", required=True, action=Once, help="model name or .toml path")
 
 
 def add_parallelism(p: argparse.ArgumentParser, *, chips: bool = False, chips_required: bool = True) -> None:

@@ -5,15 +5,3 @@
 sweeps, `defaults.toml` holds the sourced or assumed server and rack values per chip family. Each
 chip's operating point is `accelsim.search.best` (the search `accelsim predict` uses).
 """
-
-from typing import Any
-
-
-def __getattr__(name: str) -> Any:
-    # `from accelsim.plan import plan` without importing the planner (and predict) when the CLI
-    # only registers `accelsim plan`.
-    if name == "plan":
-        from accelsim.plan.planner import plan
-
-        return plan
-    raise AttributeError(f"module 'accelsim.plan' has no attribute {name!r}")

@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 from accelsim import validate as V
+from accelsim.args import Once
 from accelsim.errors import UserError
 from accelsim.serve.bounds import MAX_TRAINING_EVENTS
 from accelsim.spec.chip import SERVING_DTYPES
@@ -32,8 +33,8 @@ def duration(text: str) -> float:
 def register(sub: Any) -> None:
     p = sub.add_parser("simulate", help="discrete-event simulation of a serving fleet (batching, KV, failures, power)")
     g = p.add_argument_group("cluster (one group from flags, or --cluster FILE)")
-    g.add_argument("--hw", help="chip name or .toml path")
-    g.add_argument("--model", help="LLM, or a ranking model to simulate ranking serving alone")
+    g.add_argument("--hw", action=Once, help="chip name or .toml path")
+    g.add_argument("--model", action=Once, help="LLM, or a ranking model to simulate ranking serving alone")
     g.add_argument("--chips", type=V.count(), help="chips in the cluster")
     g.add_argument("--tp", type=V.count(hi=V.MAX_PARALLEL), default=None,
                    help="tensor parallel size (default: chips / replicas / pp)")
