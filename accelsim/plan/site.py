@@ -19,6 +19,7 @@ import math
 from dataclasses import dataclass
 
 from accelsim.errors import UserError
+from accelsim.power import server_power_w
 
 # Slack for float round-off when a budget is exactly the power of a whole number of replicas
 # (planning a demand, then asking what that site holds, must give the same replicas back).
@@ -61,7 +62,7 @@ def rack_layout(chip_w: float, host_overhead_w_per_chip: float, chips_per_server
         raise UserError("chip power and rack power limit must be > 0, host overhead >= 0")
     if min(chips_per_server, chips_per_rack, replica_chips) < 1:
         raise UserError("chips per server, chips per rack and replica size must be >= 1")
-    slot = chip_w + host_overhead_w_per_chip
+    slot = float(server_power_w(chip_w, host_overhead_w_per_chip))
     servers = math.floor(rack_power_limit_w * (1 + _REL_EPS) / (slot * chips_per_server))
     if servers < 1:
         raise UserError(f"one server of {chips_per_server} chips at {slot:,.0f} W per slot draws "
