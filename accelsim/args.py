@@ -4,7 +4,7 @@ Groups (each adds an argparse argument group, so `--help` lists flags under the 
 `predict`, `compare`, `plan` and `simulate`):
     hardware     --hw, --what-if
     model        --model
-    parallelism  --tp, --ep, --pp (and --chips where a command deploys a fixed count)
+    parallelism  --tp, --ep, --pp, --placement (and --chips where a command deploys a fixed count)
     precision    --dtype, --kv-dtype
     request      --input-len, --output-len, --batch
     SLOs         --max-ttft, --max-tpot, --max-latency
@@ -141,6 +141,7 @@ def query_from(args: argparse.Namespace, model: Model, eff: Efficiency, **extra:
     from accelsim.search import query
 
     batch = getattr(args, "batch", None)
+    extra.setdefault("placement", parse_placement(getattr(args, "placement", None)))
     return query(model, eff, args.dtype, kv_dtype=args.kv_dtype, input_len=args.input_len,
                  output_len=args.output_len, batch=batch, max_ttft=args.max_ttft, max_tpot=args.max_tpot,
                  max_latency=args.max_latency, **extra)

@@ -38,9 +38,6 @@ def register(sub: Any) -> None:
     p.add_argument("--disagg", default=None, metavar="PREFILL_CHIP:N,DECODE_CHIP:M",
                    help="disaggregated prefill/decode pools (e.g. mtia-400:16,mtia-450:32); without :N,:M the "
                         "split of --chips is searched")
-    p.add_argument("--placement", choices=("auto", "replicated", "table_wise", "row_wise", "column_wise"),
-                   default=None, help="ranking: where the embedding tables live (default auto: replicas when they "
-                   "fit on one chip, else the fastest TorchRec-style sharding)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_predict)
 

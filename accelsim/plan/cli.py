@@ -82,7 +82,7 @@ def _plan(args: argparse.Namespace) -> int:
              power_cap_w=args.power_cap_w, dtype=args.dtype, kv_dtype=args.kv_dtype, eff=A.efficiency_from(args),
              layout=A.layout_from(args, model), host_overhead_w_per_chip=args.host_overhead_w,
              chips_per_rack=args.chips_per_rack, rack_power_limit_w=args.rack_power_limit_w,
-             modes=modes_from_args(args), attention_dp=args.attention_dp)
+             modes=modes_from_args(args), attention_dp=args.attention_dp, placement=args.placement)
     if args.json:
         print_json(r)
         return 0

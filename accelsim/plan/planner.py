@@ -18,6 +18,7 @@ from accelsim.plan import site
 from accelsim.plan.defaults import rack_defaults, value
 from accelsim.power import capped_chip, facility_power_w
 from accelsim.predict import Layout, LLMPrediction, Prediction
+from accelsim.ranking import parse_placement
 from accelsim.search import best, describe, query
 from accelsim.spec import load_chip, load_model
 from accelsim.spec.chip import Chip, ServingDtype
@@ -33,7 +34,8 @@ def plan(chip: Chip | str, model: Model | str, *, site_power_w: float | None = N
          kv_dtype: ServingDtype | None = None, eff: Efficiency | None = None,
          layout: Layout | None = None, host_overhead_w_per_chip: float | None = None,
          chips_per_rack: int | None = None, rack_power_limit_w: float | None = None,
-         point: Prediction | None = None, modes: Modes = PLAIN, attention_dp: bool = False) -> dict[str, Any]:
+         point: Prediction | None = None, modes: Modes = PLAIN, attention_dp: bool = False,
+         placement: str | None = None) -> dict[str, Any]:
     """Plan one chip and model in one of two directions; returns the JSON of `accelsim plan`.
 
     Exactly one of `site_power_w` (W of facility power: what does the site hold and serve?) or a
@@ -44,7 +46,8 @@ def plan(chip: Chip | str, model: Model | str, *, site_power_w: float | None = N
     each chip (lower clocks, `accelsim.power.capped_chip`). The last three keyword groups override
     defaults.toml and `point` reuses an already computed operating point for the same inputs.
     `modes` / `attention_dp` (accelsim.modes): serving modes the search applies (speculative
-    decoding, prefix hits, image tokens; wide-EP layouts).
+    decoding, prefix hits, image tokens; wide-EP layouts). `placement` (ranking): where the tables
+    live, as `accelsim predict --placement` (None or 'auto': the planner's rule, accelsim.ranking).
     Raises UserError for bad or conflicting inputs, or when nothing fits or meets the SLOs.
     """
     chip = load_chip(chip) if isinstance(chip, str) else chip
@@ -64,7 +67,7 @@ def plan(chip: Chip | str, model: Model | str, *, site_power_w: float | None = N
     served = capped_chip(chip, power_cap_w, exponent) if power_cap_w is not None else chip
     pt = point or best(served, query(model, eff, dtype, kv_dtype=kv_dtype, input_len=input_len, output_len=output_len,
                                      max_ttft=max_ttft, max_tpot=max_tpot, max_latency=max_latency, modes=modes,
-                                     attention_dp=attention_dp), layout=layout)
+                                     attention_dp=attention_dp, placement=parse_placement(placement)), layout=layout)
 
     rd = rack_defaults(chip)
     over = rd.host_overhead_w_per_chip if host_overhead_w_per_chip is None else host_overhead_w_per_chip

@@ -11,6 +11,7 @@ import re
 import sys
 from typing import Any
 
+from accelsim import args as A
 from accelsim import validate as V
 from accelsim.args import Once
 from accelsim.errors import UserError
@@ -53,6 +54,7 @@ def register(sub: Any) -> None:
     g.add_argument("--block-size", type=V.count(hi=65536), default=None, help="KV block size in tokens (default 16)")
     g.add_argument("--kv-blocks", type=V.count(hi=10**10), default=None, help="override the KV blocks per replica")
     g.add_argument("--router", choices=("round-robin", "least-outstanding"), default="least-outstanding")
+    A.add_placement(g)
     g.add_argument("--disagg", default=None, metavar="P:N,D:M",
                    help="disaggregated: N prefill chips P and M decode chips D, each pool in its best layout "
                         "(accelsim.disagg); replaces --hw/--chips")
@@ -163,7 +165,8 @@ def _config(args: argparse.Namespace) -> Any:
             rate = _rate(args)
             ranking = C.RankingTraffic(args.model, rate, args.ranking_samples, args.ranking_slo,
                                        "gamma" if args.arrival == "gamma" else "poisson", args.cv)
-            groups, rk_groups = (), (C.RankingGroup(args.hw, reps, args.chips // reps, dtype),)
+            groups, rk_groups = (), (C.RankingGroup(args.hw, reps, args.chips // reps, dtype,
+                                                    None if args.placement == "auto" else args.placement),)
         else:
             dp = max(args.ep // (args.tp or 1), 1) if args.attention_dp else 1
             tp = args.tp if args.tp is not None else args.chips // ((args.replicas or 1) * args.pp * dp)

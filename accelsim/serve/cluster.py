@@ -169,7 +169,8 @@ class _Fleet:
     def add_ranking_group(self, rg: Any, eff: Efficiency, rk_model: Ranking, rk: Any) -> None:
         chip = load_chip(rg.hw)
         chip.compute_dtype(rg.dtype)
-        svc = RankingService(chip, rk_model, rg.chips, Precision.for_serving(rg.dtype), eff, rk.samples, rk.slo_s)
+        svc = RankingService(chip, rk_model, rg.chips, Precision.for_serving(rg.dtype), eff, rk.samples, rk.slo_s,
+                             placement=rg.placement)
         self.ranking.append((rg, chip, svc))
         self._count(chip, rg.replicas * rg.chips)
 

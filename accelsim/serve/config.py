@@ -97,8 +97,12 @@ class RankingGroup:
     replicas: int = 1
     chips: int = 1
     dtype: str = "bf16"
+    placement: str | None = None  # where the tables live over the chips (None: the planner's choice)
 
     def validate(self) -> None:
+        from accelsim.ranking import parse_placement
+
+        parse_placement(self.placement)
         for key in ("replicas", "chips"):
             if getattr(self, key) < 1:
                 raise UserError(f"ranking {key} must be >= 1, got {getattr(self, key)}")

@@ -30,6 +30,7 @@ from accelsim.ops import Op, OpKind
 from accelsim.perf import Cost, Efficiency, HwVec, cost
 from accelsim.power import chip_power_w
 from accelsim.predict import ranking_metrics
+from accelsim.ranking import parse_placement
 from accelsim.spec.chip import Chip
 from accelsim.spec.model import LLM, Ranking
 
@@ -179,7 +180,7 @@ class LLMService:
                 t += _bilinear(self._pre_t, j, g, i, f)
                 e += _bilinear(self._pre_e, j, g, i, f)
             return t, e
-        t, e = host, host * self._floor_w
+        t, e = host_t, host_e
         if n_dec:
             c = ctx_sum / n_dec
             x = math.log(c) * self._inv_log_r if c > 1.0 else 0.0  # _ctx_index, inlined: the hot path
@@ -216,9 +217,10 @@ class RankingService:
     the SLO (at least 1)."""
 
     def __init__(self, chip: Chip, model: Ranking, chips: int, prec: Precision, eff: Efficiency,
-                 samples: int, slo_s: float, check_capacity: bool = True) -> None:
+                 samples: int, slo_s: float, check_capacity: bool = True, placement: str | None = None) -> None:
+        pinned = parse_placement(placement)
         if check_capacity:
-            ranking_capacity_check(chip, model, chips, prec)
+            ranking_capacity_check(chip, model, chips, prec, pinned)
         hw = HwVec.from_chips([chip], shape=(1,))
         k = np.arange(1, max(RANKING_MAX_SAMPLES // samples, 1) + 1, dtype=np.float64)
         # pairs per chip, at the placement the planner picks (accelsim.ranking)
