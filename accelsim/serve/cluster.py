@@ -21,6 +21,7 @@ import simpy
 from accelsim.errors import UserError
 from accelsim.graph import Parallel, Precision
 from accelsim.memory import ranking_weight_bytes_per_chip
+from accelsim.modes import Modes, parse_spec_decode
 from accelsim.perf import Efficiency
 from accelsim.serve.config import SimConfig
 from accelsim.serve.disagg import DecodeReplica, KVHandoff
@@ -101,7 +102,9 @@ class Router:
             self.dispatch(req)
 
 
-def _arrivals(env: Any, stream: Stream, router: Router, rec: Recorder, prefix_len: int = 0) -> Any:
+def _arrivals(env: Any, stream: Stream, router: Router, rec: Recorder, prefix_len: int = 0,
+              images: int = 0) -> Any:
+    """Requests into the router at their arrival times; `images` image tokens join every prompt."""
     inp, out, level = stream.input_len, stream.output_len, rec.in_system
     pid = stream.prefix_id
     for lo in range(0, len(stream), 65536):
@@ -110,7 +113,7 @@ def _arrivals(env: Any, stream: Stream, router: Router, rec: Recorder, prefix_le
                                  inp[lo:lo + 65536].tolist(), out[lo:lo + 65536].tolist(), ids):
             yield env.timeout(t - env.now)
             level.add(t, 1)
-            router.dispatch(Request(i, a, b, p, prefix_len))
+            router.dispatch(Request(i, a + images, b, p, prefix_len))
 
 
 @dataclass
@@ -142,7 +145,8 @@ class _Fleet:
         self.idle_w += chips * chip.idle_w
         self.tdp_w += chips * chip.tdp_w
 
-    def add_llm_group(self, g: Any, eff: Efficiency, max_ctx: float, rk_model: Ranking | None, rk: Any) -> None:
+    def add_llm_group(self, g: Any, eff: Efficiency, max_ctx: float, rk_model: Ranking | None, rk: Any,
+                      traffic: Any = None) -> None:
         chip, model = load_chip(g.hw), load_model(g.model)
         if not isinstance(model, LLM):
             raise UserError(f"model '{g.model}' is a ranking model; serve it with --model on its own or "
@@ -161,8 +165,12 @@ class _Fleet:
         if blocks < 1:
             raise UserError(f"{model.name} on {par.chips} x {chip.name} leaves no memory for the KV cache "
                             f"({budget.free_bytes / 1e9:.2f} GB free per chip); use more chips or a smaller dtype")
+        images = traffic.image_tokens if traffic is not None else 0
+        modes = Modes(spec=parse_spec_decode(g.spec_decode) if g.spec_decode else None, image_tokens=images)
+        modes.validate(model)
         svc = LLMService(chip, model, par, prec, eff, max_seqs=g.max_seqs, max_tokens=g.max_batched_tokens,
-                         max_ctx=min(max_ctx, blocks * g.block_size))
+                         max_ctx=min(max_ctx, blocks * g.block_size), modes=modes,
+                         mean_prompt=(traffic.input_len if traffic is not None else 1000) + images)
         self.llm.append((g, chip, svc, blocks, rk_service))
         self._count(chip, g.replicas * par.chips)
 
@@ -194,11 +202,12 @@ def simulate(cfg: SimConfig, eff: Efficiency | None = None,
     rk_model = _ranking_model(rk.model) if rk else None
     rk_arr = (arrival_times(rk.arrival, rk.rate_per_s, rk.cv, cfg.duration_s, rng(seed, _RANKING)) if rk
               else np.zeros(0))
-    max_ctx = float((stream.input_len + stream.output_len).max()) if len(stream) else 2.0
+    images = cfg.traffic.image_tokens if cfg.traffic else 0
+    max_ctx = float((stream.input_len + stream.output_len).max()) + images if len(stream) else 2.0
 
     fleet = _Fleet()
     for g in cfg.groups:
-        fleet.add_llm_group(g, eff, max_ctx, rk_model, rk)
+        fleet.add_llm_group(g, eff, max_ctx, rk_model, rk, cfg.traffic)
     for rg in cfg.ranking_groups:
         if rk_model is None or rk is None:
             raise UserError("ranking replicas need a ranking stream (--ranking-model and --ranking-rate)")
@@ -252,7 +261,8 @@ def simulate(cfg: SimConfig, eff: Efficiency | None = None,
         decode_router.add(back)
     if front:
         router.add(front)
-        env.process(_arrivals(env, stream, router, rec, cfg.traffic.prefix_len if cfg.traffic else 0))
+        t = cfg.traffic
+        env.process(_arrivals(env, stream, router, rec, t.prefix_len if t else 0, t.image_tokens if t else 0))
     if rk:
         env.process(ranking_arrivals(env, rk_arr, rk_router))
 

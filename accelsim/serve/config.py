@@ -67,6 +67,7 @@ class ReplicaGroup:
     role: Role = "both"  # "prefill" / "decode": a pool of disaggregated serving (serve.disagg)
     prefix_cache_share: float = 0.0  # share of the KV blocks kept as an LRU prefix cache (0: off)
     dp: int = 1  # attention data parallel groups of tp chips (experts over all tp x dp: ep = tp x dp)
+    spec_decode: str | None = None  # speculative decoding: "mtp=K,accept=A" or "draft=MODEL,k=K,accept=A"
 
     @property
     def chips_per_replica(self) -> int:
@@ -80,6 +81,10 @@ class ReplicaGroup:
             raise UserError(f"kv_blocks must be >= 1, got {self.kv_blocks}")
         if not 0.0 <= self.prefix_cache_share <= 0.9:
             raise UserError(f"prefix_cache_share must be in [0, 0.9], got {self.prefix_cache_share}")
+        if self.spec_decode is not None:
+            from accelsim.modes import parse_spec_decode
+
+            parse_spec_decode(self.spec_decode)
         if self.role not in ROLES:
             raise UserError(f"role '{self.role}' is not one of {', '.join(ROLES)}")
         for key in ("dtype", "kv_dtype"):
@@ -126,6 +131,7 @@ class Traffic:
     prefix_pool: int = 0  # distinct shared prompt prefixes requests draw from (0: none)
     prefix_len: int = 0  # tokens of each shared prefix (the first tokens of the prompt)
     prefix_zipf: float = 0.0  # popularity exponent of the prefixes (0: uniform)
+    image_tokens: int = 0  # image tokens every prompt carries on top of its text (vision encoder in prefill)
 
     def validate(self) -> None:
         if self.arrival not in ARRIVALS:
@@ -143,6 +149,8 @@ class Traffic:
         if self.prefix_pool < 0 or self.prefix_len < 0 or (self.prefix_pool > 0) != (self.prefix_len > 0):
             raise UserError(f"--prefix-pool and --prefix-len go together (both >= 1), got {self.prefix_pool}, "
                             f"{self.prefix_len}")
+        if self.image_tokens < 0:
+            raise UserError(f"--image-tokens must be >= 0, got {self.image_tokens}")
         if not 0 <= self.prefix_zipf <= 5:
             raise UserError(f"--prefix-zipf must be in [0, 5], got {self.prefix_zipf}")
 

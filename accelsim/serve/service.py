@@ -26,6 +26,7 @@ import numpy as np
 
 from accelsim.graph import Parallel, Precision, llm_ops
 from accelsim.memory import kv_bytes_per_seq, plan_llm, ranking_capacity_check
+from accelsim.modes import PLAIN, Modes, decode_step, vision_cost
 from accelsim.ops import Op, OpKind
 from accelsim.perf import Cost, Efficiency, HwVec, cost
 from accelsim.power import chip_power_w
@@ -92,7 +93,11 @@ class LLMService:
     """Per-step time (s) and per-chip energy (J) of one replica; `step` is called once per step."""
 
     def __init__(self, chip: Chip, model: LLM, par: Parallel, prec: Precision, eff: Efficiency, *,
-                 max_seqs: int, max_tokens: int, max_ctx: float) -> None:
+                 max_seqs: int, max_tokens: int, max_ctx: float, modes: Modes = PLAIN,
+                 mean_prompt: float = 1000.0) -> None:
+        """`modes`: speculative decoding makes a decode step the expected cost per emitted token,
+        (verify + k drafts) / E (`accelsim.modes.decode_step`); image tokens add the vision encoder
+        to prefill, spread over the `mean_prompt` tokens of a prompt."""
         self.pp = par.pp
         self.fidelity = str(eff.fidelity)
         hw = HwVec.from_chips([chip], shape=(1, 1))
@@ -102,7 +107,8 @@ class LLMService:
         self._k = k
 
         n = np.arange(max_seqs + 1, dtype=np.float64)[:, None]
-        dec = cost(llm_ops(model, par, prec, "decode", n / par.pp, ctx[None, :]), hw, eff)
+        st = decode_step(hw, model, par, prec, n / par.pp, ctx[None, :], eff, modes)
+        dec = st.cost.scale(1.0 / st.tokens_per_seq)
         t = np.broadcast_to(par.pp * dec.total_s, (len(n), len(ctx))).copy()
         e = np.broadcast_to(_energy(dec, hw, prec.gemm_dtype, t), t.shape).copy()
         t[0] = e[0] = 0.0
@@ -115,6 +121,8 @@ class LLMService:
         top = max(max_tokens, 2)
         toks = np.arange(1, top + 1, dtype=np.float64)
         rest = cost(_not_attention(llm_ops(model, par, prec, "prefill", toks, 1.0)), hw, eff)
+        vis = vision_cost(hw, model, par, prec, toks / mean_prompt, eff, modes)
+        rest = rest if vis is None else rest + vis
         rt = np.broadcast_to(rest.total_s, (1, len(toks)))
         self._rest_t = [0.0, *rt.ravel().tolist()]
         self._rest_e = [0.0, *np.broadcast_to(_energy(rest, hw, prec.gemm_dtype, rt), rt.shape).ravel().tolist()]
@@ -129,7 +137,9 @@ class LLMService:
         # pp = 1: a step's decodes and prefill chunk run as one forward pass (as predict.llm_metrics
         # costs it): token-wise operators over all n + p rows read their weights once, the LM head
         # over the n decode rows (+ 1 for a completing prompt), attention split by phase.
-        self._fused = par.pp == 1
+        # Speculative decoding and image prompts are costed by the separate tables above (the
+        # verify + draft step per emitted token; the vision encoder with the prefill).
+        self._fused = par.pp == 1 and modes.spec is None and not modes.image_tokens
         if self._fused:
             allt = np.arange(max_tokens + max_seqs + 1, dtype=np.float64)
             body = [o for o in _not_attention(llm_ops(model, par, prec, "decode", allt, 1.0)) if o.name != "lm_head"]
