@@ -17,7 +17,7 @@ import numpy as np
 
 from accelsim.errors import UserError
 from accelsim.ops import COLLECTIVES
-from accelsim.perf import Efficiency, HwVec, op_times
+from accelsim.perf import Efficiency, HwVec, cost
 from accelsim.predict import Prediction
 from accelsim.spec import Chip, Model
 
@@ -56,9 +56,8 @@ def op_points(chip: Chip, model: Model, r: Prediction, eff: Efficiency) -> tuple
     for phase, ops in steps:
         timed = []
         for op in ops:
-            t_c, t_m, t_net, t_o = (_scalar(x) for x in op_times(op, hw, eff))
-            parts = {"compute" if t_c >= t_m else "memory": max(t_c, t_m), "communication": t_net, "overhead": t_o}
-            timed.append((op, sum(parts.values()), max(parts, key=parts.__getitem__)))  # as `Cost.bound`
+            c = cost([op], hw, eff)  # the step's own time and bound rule, for this operator alone
+            timed.append((op, _scalar(c.total_s) / op.calls, str(np.asarray(c.bound).reshape(-1)[0])))
         step_s = sum(op.calls * t for op, t, _ in timed)
         seen: dict[str, int] = {}
         for op, t, bound in timed:
