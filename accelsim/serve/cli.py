@@ -60,6 +60,8 @@ def register(sub: Any) -> None:
                         "(accelsim.disagg); replaces --hw/--chips")
     g.add_argument("--attention-dp", action="store_true",
                    help="MoE: attention data parallel, dp = ep / tp groups per replica (experts over all of them)")
+    g.add_argument("--spec-decode", default=None, metavar="SPEC",
+                   help="speculative decoding on every LLM replica: mtp=K,accept=A or draft=MODEL,k=K,accept=A")
     g.add_argument("--prefix-cache-share", type=V.number(0.0, 0.9, lo_open=False), default=0.0,
                    help="share of each replica's KV blocks kept as an LRU prefix cache (0: off)")
     t = p.add_argument_group("traffic")
@@ -73,6 +75,8 @@ def register(sub: Any) -> None:
     t.add_argument("--output-len", type=V.count(hi=V.MAX_TOKENS), default=1000, help="mean output tokens")
     t.add_argument("--length-cv", type=V.number(0.0, 10.0, lo_open=False), default=0.5,
                    help="lognormal CV of lengths (0 = fixed)")
+    t.add_argument("--image-tokens", type=V.count(lo=0, hi=V.MAX_TOKENS), default=0,
+                   help="image tokens per prompt (Llama 4: 144 per tile; adds the vision encoder to prefill)")
     t.add_argument("--prefix-pool", type=V.count(lo=0), default=0,
                    help="distinct shared prompt prefixes requests draw from (0: none)")
     t.add_argument("--prefix-len", type=V.count(lo=0, hi=V.MAX_TOKENS), default=0, help="tokens of each prefix")
@@ -133,7 +137,8 @@ def _config(args: argparse.Namespace) -> Any:
     from accelsim.spec.model import Ranking
 
     overrides = {k: v for k, v in (("max_seqs", args.max_seqs), ("max_batched_tokens", args.max_batched_tokens),
-                                   ("block_size", args.block_size), ("kv_blocks", args.kv_blocks)) if v is not None}
+                                   ("block_size", args.block_size), ("kv_blocks", args.kv_blocks),
+                                   ("spec_decode", args.spec_decode)) if v is not None}
     ranking = None
     if args.ranking_model or args.ranking_rate is not None:
         if not (args.ranking_model and args.ranking_rate is not None):
@@ -182,7 +187,7 @@ def _config(args: argparse.Namespace) -> Any:
         arrival = "trace" if args.trace else args.arrival
         rate = _rate(args) if arrival != "trace" else 1.0
         traffic = C.Traffic(rate, arrival, args.cv, args.trace, args.input_len, args.output_len, args.length_cv,
-                            args.prefix_pool, args.prefix_len, args.prefix_zipf)
+                            args.prefix_pool, args.prefix_len, args.prefix_zipf, args.image_tokens)
         if args.prefix_cache_share:
             groups = tuple(dataclasses.replace(g, prefix_cache_share=args.prefix_cache_share) for g in groups)
     return C.SimConfig(groups=groups, traffic=traffic, duration_s=args.duration, ranking_groups=rk_groups,
