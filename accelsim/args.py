@@ -65,6 +65,17 @@ def add_parallelism(p: argparse.ArgumentParser, *, chips: bool = False, chips_re
                    help="expert parallel size (divides tp); pins the layout (default with --tp/--pp: 1)")
     g.add_argument("--pp", type=V.count(hi=V.MAX_PARALLEL), default=None,
                    help="pipeline stages; pins the layout (default with --tp/--ep: 1)")
+    add_placement(g)
+
+
+PLACEMENTS = ("auto", "replicated", "table_wise", "row_wise", "column_wise")
+
+
+def add_placement(g: Any) -> None:
+    """--placement (ranking): where the embedding tables live (accelsim.ranking)."""
+    g.add_argument("--placement", choices=PLACEMENTS, default=None,
+                   help="ranking: where the embedding tables live (default auto: replicas when they fit on one "
+                        "chip, else the fastest TorchRec-style sharding over the smallest group that holds them)")
 
 
 def add_precision(p: argparse.ArgumentParser) -> None:
@@ -138,6 +149,7 @@ def efficiency_from(args: argparse.Namespace) -> Efficiency:
 
 def query_from(args: argparse.Namespace, model: Model, eff: Efficiency, **extra: Any) -> Query:
     """The search query the flags describe (`extra`: Query fields a command adds, e.g. modes)."""
+    from accelsim.ranking import parse_placement
     from accelsim.search import query
 
     batch = getattr(args, "batch", None)
