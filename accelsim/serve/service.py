@@ -190,7 +190,7 @@ class LLMService:
                 t += _bilinear(self._pre_t, j, g, i, f)
                 e += _bilinear(self._pre_e, j, g, i, f)
             return t, e
-        t, e = host_t, host_e
+        t, e = host, host * self._floor_w
         if n_dec:
             c = ctx_sum / n_dec
             x = math.log(c) * self._inv_log_r if c > 1.0 else 0.0  # _ctx_index, inlined: the hot path
@@ -234,7 +234,7 @@ class RankingService:
         hw = HwVec.from_chips([chip], shape=(1,))
         k = np.arange(1, max(RANKING_MAX_SAMPLES // samples, 1) + 1, dtype=np.float64)
         # pairs per chip, at the placement the planner picks (accelsim.ranking)
-        m = ranking_metrics(hw, model, chips, prec, k * samples / chips, eff)
+        m = ranking_metrics(hw, model, chips, prec, k * samples / chips, eff, pinned)
         c = m.step
         t = np.broadcast_to(c.total_s, k.shape).copy()
         e = np.broadcast_to(_energy(c, hw, prec.gemm_dtype, t), k.shape).copy()
