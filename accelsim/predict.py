@@ -32,7 +32,7 @@ from accelsim.graph import Parallel, Precision, llm_ops, ranking_ops
 from accelsim.memory import MemoryPlan
 from accelsim.modes import PLAIN, Modes, decode_step, prefill_shape, vision_cost
 from accelsim.ops import Op
-from accelsim.perf import Cost, Efficiency, Fidelity, HwVec, cost
+from accelsim.perf import BOUNDS, Cost, Efficiency, Fidelity, HwVec, cost
 from accelsim.power import chip_power_w, energy_report
 from accelsim.ranking import (
     HOT_ROW_SRAM_FRACTION,
@@ -251,9 +251,11 @@ Layout = Parallel | RankingLayout
 
 
 def time_shares(c: Cost) -> dict[str, float]:
-    """Fractions of a (scalar) step's time spent in compute-, memory-bound, communication, overhead."""
+    """'<bound>_share' for each of `perf.BOUNDS`: the fraction of a (scalar) step's time in
+    compute-bound and memory-bound operators, communication and overhead."""
     total = max(float(c.total_s), 1e-30)
-    return {f"{k}_share": float(getattr(c, f"{k}_s")) / total for k in ("compute", "memory", "comm", "overhead")}
+    parts = dict(zip(BOUNDS, (c.compute_s, c.memory_s, c.comm_s, c.overhead_s)))
+    return {f"{b}_share": float(t) / total for b, t in parts.items()}
 
 
 @dataclass(frozen=True, eq=False)

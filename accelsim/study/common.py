@@ -20,7 +20,7 @@ _FAMILY_COLOURS = {
     "gpu": ("#fdae6b", "#f16913", "#d94801", "#a63603", "#7f2704"),
     "tpu": ("#bcbddc", "#807dba", "#54278f"),
 }
-BOUND_COLOURS = {"compute": "#d62728", "memory": "#1f77b4", "comm": "#2ca02c", "overhead": "#7f7f7f"}
+BOUND_COLOURS = {"compute": "#d62728", "memory": "#1f77b4", "communication": "#2ca02c", "overhead": "#7f7f7f"}
 
 
 class Params:

@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from accelsim.errors import UserError
+from accelsim.perf import BOUNDS
 from accelsim.plan.defaults import rack_defaults, value
 from accelsim.predict import LLMPrediction
 from accelsim.report import Report
@@ -102,9 +103,9 @@ def _bounds(chips: list[Chip], models: list[Model], rows: list[dict[str, Any]]) 
                         horizontal_spacing=0.05)
     for j, model in enumerate(models, start=1):
         sel = [next(r for r in rows if r["chip"] == c.name and r["model"] == model.name) for c in chips]
-        for part in ("compute", "memory", "comm", "overhead"):
+        for part in BOUNDS:
             fig.add_trace(go.Bar(x=[r["label"] for r in sel], y=[r.get(f"{part}_share", 0.0) for r in sel],
-                                 name={"comm": "communication"}.get(part, part), marker_color=BOUND_COLOURS[part],
+                                 name=part, marker_color=BOUND_COLOURS[part],
                                  legendgroup=part, showlegend=j == 1), row=1, col=j)
         fig.update_yaxes(title_text="share of step time" if j == 1 else None, range=[0, 1], row=1, col=j)
     fig.update_layout(barmode="stack")
