@@ -29,6 +29,7 @@ class Fidelity(StrEnum):
 
     ROOFLINE = "roofline"  # datasheet peaks only
     ANALYTICAL = "analytical"  # peaks x documented efficiency curves x software-stack factor
+    PROJECTED = "projected"  # curves calibrated on other chips, carried to this one, with a measured band
     CALIBRATED = "calibrated"  # efficiencies fitted to measured kernels
     MEASURED = "measured"  # a measurement, not a prediction
 
@@ -140,6 +141,11 @@ class Analytical:
     tile_rows: int = 64
     ramp_s: float = 1e-6
     gather_overhead_bytes: float = 64.0
+    # Per serving step, read by `predict.llm_metrics` (not `cost`): the engine's host time with the
+    # chip idle (scheduling, input preparation), and chip time per running sequence that no operator
+    # of the lowering carries (sampling over the vocabulary, per-sequence metadata kernels).
+    host_step_s: float = 0.0
+    seq_step_s: float = 0.0
     fidelity: Fidelity = Fidelity.ANALYTICAL
     source: str = field(default="", compare=False)
 
@@ -205,14 +211,19 @@ def _min_fid(a: Cost, b: Cost) -> Fidelity:
     return min(a.fidelity, b.fidelity, key=order.index)
 
 
+def link_bw(op: Op, hw: HwVec) -> F:
+    """Per-direction bandwidth a collective's group uses: the scale-up fabric when the group fits
+    in one scale-up domain, the scale-out network otherwise."""
+    return np.where(op.group <= hw.scale_up_domain, hw.scale_up_bw, hw.scale_out_bw)
+
+
 def op_times(op: Op, hw: HwVec, eff: Efficiency) -> tuple[F, F, F, F]:
     """(compute_s, memory_s, comm_s, overhead_s) of one call of `op` on each chip of `hw`."""
     t_c = op.flops / (hw.peak[op.dtype] * eff.compute(op, hw))
     t_m = op.bytes / (hw.mem_bw * eff.memory(op, hw))
     t_net = np.zeros(())
     if op.kind in COLLECTIVES and op.group > 1:
-        link = np.where(op.group <= hw.scale_up_domain, hw.scale_up_bw, hw.scale_out_bw)
-        t_net = op.comm_bytes / (link * eff.network(op, hw)) + op.comm_steps * eff.link_latency_s
+        t_net = op.comm_bytes / (link_bw(op, hw) * eff.network(op, hw)) + op.comm_steps * eff.link_latency_s
     return t_c, t_m, t_net, np.asarray(eff.kernel_overhead_s)
 
 

@@ -101,3 +101,31 @@ def server_power_w(chip_w: ArrayLike, host_overhead_w_per_chip: ArrayLike) -> np
 def facility_power_w(it_power_w: ArrayLike, pue: ArrayLike) -> np.ndarray:
     """Facility power drawn for an IT load: PUE = facility / IT (cooling, conversion losses)."""
     return np.asarray(it_power_w, float) * np.asarray(pue, float)
+
+
+def energy_report(fleet: list[tuple[Chip, int]], chip_w_total: float, tokens_per_s: float,
+                  fidelity: str) -> dict[str, object]:
+    """Accelerator power, facility power and energy per output token of a deployment, each with its
+    fidelity. `fleet`: (chip, count) pairs; `chip_w_total`: average accelerator power of all of them.
+    Facility = (accelerators + each chip's server share at its provisioned value, the
+    `host_overhead_w_per_chip` planning default) x PUE (`site.pue`): an upper bound on the hosts,
+    whose load-dependent draw is not modelled."""
+    from accelsim.plan.defaults import rack_defaults, value
+
+    host = sum(n * rack_defaults(c).host_overhead_w_per_chip for c, n in fleet)
+    pue = value("site", "pue")
+    facility = float(facility_power_w(chip_w_total + host, pue.value))
+    chips = sum(n for _, n in fleet)
+    per_token = (lambda w: w / tokens_per_s) if tokens_per_s > 0 else (lambda w: float("nan"))
+    return {
+        "gpu_power_w": chip_w_total, "gpu_power_w_per_chip": chip_w_total / max(chips, 1),
+        "host_overhead_w": host, "pue": pue.value, "facility_power_w": facility,
+        "joules_per_token": per_token(chip_w_total), "facility_joules_per_token": per_token(facility),
+        "fidelity": {"gpu_power_w": fidelity, "joules_per_token": fidelity,
+                     "facility_power_w": f"{fidelity} + assumed host share and PUE"},
+        "sources": {"power_model": "accelsim.power: weights fitted on measured vLLM H100 runs "
+                                   "(benchmarks/bench_power.py reports held-out error)",
+                    "host_overhead_w_per_chip": {c.name: rack_defaults(c).provenance[
+                        "host_overhead_w_per_chip"].to_dict() for c, _ in fleet},
+                    "pue": pue.to_dict()},
+    }

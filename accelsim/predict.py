@@ -8,10 +8,12 @@ tp x pp chips holding B sequences of `input_len` prompt and `output_len` generat
     at steady state B / output_len prompts arrive per step: Poisson-many per step, each step
     costed with its own prompts, while they fit the chunk (CHUNK_TOKENS); beyond, every step carries
     a full chunk and prefill-only steps carry the rest
-    step wall time = GPU time of the step + the engine's host time (`host_step_s + host_per_seq_s x B`
-    of the stack: scheduling, input preparation, sampling, with the GPU idle)
+    step wall time = chip time of the step (its operators + the stack's `seq_step_s x B`: sampling and
+    per-sequence kernels) + the engine's host time (`host_step_s`: scheduling, input preparation, chip idle)
     throughput = B / mean step;  TPOT = mean step;  ITL = median step;  TTFT = prefill of one prompt + a step
-    power = the chip's power at the step's utilisations and duty cycle (GPU time / wall time)
+    power = the chip's power at the step's utilisations and duty cycle: time in kernels doing work (the
+    operators' compute- and memory-bound time + seq_step_s x B) over wall time; kernel-launch gaps,
+    collective waits and host time draw the chip's floor
 Pipeline stages run micro-batches back to back, so a stage's busy time sets the step.
 MoE with expert parallelism: the busiest rank (routing skew, `graph.moe_rank_load`) sets the time,
 the mean rank's work sets the energy.
@@ -66,8 +68,8 @@ class LLMMetrics:
     prefill: Cost  # one prompt's prefill chunk
     cycle_s: np.ndarray  # a sequence's life: output_len mean steps
     itl_s: np.ndarray  # median inter-token latency (the median step)
-    duty: np.ndarray  # GPU time / wall time of the mean step
-    u_compute: np.ndarray  # fraction of peak FLOP/s while busy (the mean rank's work)
+    duty: np.ndarray  # time in working kernels / wall time of the mean step
+    u_compute: np.ndarray  # fraction of peak FLOP/s while working (the mean rank's work)
     u_memory: np.ndarray  # fraction of peak bandwidth while busy
 
 
@@ -105,7 +107,8 @@ def llm_metrics(hw: HwVec, model: LLM, par: Parallel, prec: Precision, input_len
     step = decode_step(hw, model, par, prec, b / pp, ctx, eff, modes)
     dec = step.cost
     n_steps = output_len / step.tokens_per_seq  # steps in a sequence's life
-    host = getattr(eff, "host_step_s", 0.0) + getattr(eff, "host_per_seq_s", 0.0) * b
+    host = getattr(eff, "host_step_s", 0.0)
+    seq = getattr(eff, "seq_step_s", 0.0) * b
     room = np.maximum(CHUNK_TOKENS - b, 0.0)  # prefill tokens a step can carry beside its decodes
     lam = b / n_steps  # prompts admitted per step
     # Whole prompts that fit a step arrive Poisson(lam) per step; otherwise a step carries a full
@@ -138,19 +141,20 @@ def llm_metrics(hw: HwVec, model: LLM, par: Parallel, prec: Precision, input_len
     full = per_step(cost(llm_ops(model, par, prec, "prefill", np.asarray(CHUNK_TOKENS / pp), pre_ctx,
                                  prefill_sequences=CHUNK_TOKENS / max(new, 1.0) / pp), hw, eff),
                     np.asarray(CHUNK_TOKENS / max(new, 1.0)))
-    gpu_s = (pk * gpu_k).sum(axis=0) + extra * full.total_s
+    gpu_s = (pk * gpu_k).sum(axis=0) + extra * full.total_s + seq
     wall_s = gpu_s + host * (1 + extra)
-    busy = np.maximum(gpu_s, 1e-30)
+    busy = np.maximum((pk * (mix.compute_s + mix.memory_s)).sum(axis=0) + extra * (full.compute_s + full.memory_s)
+                      + seq, 1e-30)
     flops = (pk * work.flops).sum(axis=0) + extra * full.flops
     nbytes = (pk * work.bytes).sum(axis=0) + extra * full.bytes
     u_c = np.clip(flops / (hw.peak[prec.gemm_dtype] * busy), 0, 1)
     u_m = np.clip(nbytes / (hw.mem_bw * busy), 0, 1)
-    duty = gpu_s / wall_s
+    duty = np.minimum(busy / wall_s, 1.0)
     power = chip_power_w(hw.idle_w, hw.tdp_w, u_c, u_m, duty)
 
     # the median step: the median number of prompts in a step (none at small batch)
     k_med = np.argmax(np.cumsum(np.broadcast_to(pk, gpu_k.shape), axis=0) >= 0.5, axis=0)
-    itl = (np.take_along_axis(gpu_k, k_med[None], axis=0)[0] + host) / step.tokens_per_seq
+    itl = (np.take_along_axis(gpu_k, k_med[None], axis=0)[0] + seq + host) / step.tokens_per_seq
     one = min(new, CHUNK_TOKENS)
     first = cost(llm_ops(model, par, prec, "prefill", np.asarray(float(one)), pre_ctx), hw, eff)
     vis1 = vision_cost(hw, model, par, prec, np.asarray(1.0), eff, modes)

@@ -142,7 +142,7 @@ def replay(run: Run, eff: Any, chip: str = "h100-sxm") -> dict[str, float]:
 
 # -- the fit ----------------------------------------------------------------------------------------
 
-_TIME_KEYS = ("kernel_overhead_s", "link_latency_s", "host_step_s", "host_per_seq_s")
+_TIME_KEYS = ("kernel_overhead_s", "link_latency_s", "host_step_s", "seq_step_s")
 _UNIT = 1e-6  # the probe step of the linear terms (exact: the step is linear in them)
 
 
@@ -155,10 +155,10 @@ class Features:
     step_slope: np.ndarray  # (runs, 4)
     itl0: np.ndarray
     itl_slope: np.ndarray
-    flop_s: np.ndarray  # FLOPs / peak of the step's mean-rank work
+    flop_s: np.ndarray  # FLOPs / peak of the step's mean-rank work (overhead-independent)
     byte_s: np.ndarray
-    gpu0: np.ndarray  # GPU time at zero overheads
-    gpu_slope: np.ndarray
+    busy0: np.ndarray  # working-kernel time at zero overheads
+    busy_slope: np.ndarray
 
 
 def features(runs: list[Run], base: Analytical) -> Features:
@@ -166,17 +166,17 @@ def features(runs: list[Run], base: Analytical) -> Features:
     r0 = [replay(r, zero) for r in runs]
     step0 = np.array([x["step_s"] for x in r0])
     itl0 = np.array([x["itl_s"] for x in r0])
-    gpu0 = step0 * np.array([x["duty"] for x in r0])
-    step_s, itl_s, gpu_s = [], [], []
+    busy0 = step0 * np.array([x["duty"] for x in r0])
+    step_s, itl_s, busy_s = [], [], []
     for k in _TIME_KEYS:
         rk = [replay(r, replace(zero, **{k: _UNIT})) for r in runs]
         st = np.array([x["step_s"] for x in rk])
         step_s.append((st - step0) / _UNIT)
         itl_s.append((np.array([x["itl_s"] for x in rk]) - itl0) / _UNIT)
-        gpu_s.append((st * np.array([x["duty"] for x in rk]) - gpu0) / _UNIT)
+        busy_s.append((st * np.array([x["duty"] for x in rk]) - busy0) / _UNIT)
     return Features(step0, np.array(step_s).T, itl0, np.array(itl_s).T,
-                    np.array([x["u_compute"] for x in r0]) * gpu0, np.array([x["u_memory"] for x in r0]) * gpu0,
-                    gpu0, np.array(gpu_s).T)
+                    np.array([x["u_compute"] for x in r0]) * busy0, np.array([x["u_memory"] for x in r0]) * busy0,
+                    busy0, np.array(busy_s).T)
 
 
 def fit_time(f: Features, measured_step: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, float]:
@@ -192,9 +192,9 @@ def fit_time(f: Features, measured_step: np.ndarray, idx: np.ndarray) -> tuple[n
 
 def power_inputs(f: Features, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(duty, u_compute, u_memory) of every run at time constants `x`."""
-    gpu = f.gpu0 + f.gpu_slope @ x
+    busy = f.busy0 + f.busy_slope @ x
     wall = f.step0 + f.step_slope @ x
-    return gpu / wall, f.flop_s / gpu, f.byte_s / gpu
+    return busy / wall, f.flop_s / busy, f.byte_s / busy
 
 
 def power_w(w: Any, idle: float, tdp: float, duty: np.ndarray, u_c: np.ndarray, u_m: np.ndarray) -> np.ndarray:

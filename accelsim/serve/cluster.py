@@ -23,6 +23,7 @@ from accelsim.graph import Parallel, Precision
 from accelsim.memory import ranking_weight_bytes_per_chip
 from accelsim.modes import Modes, parse_spec_decode
 from accelsim.perf import Efficiency
+from accelsim.power import energy_report
 from accelsim.serve.config import SimConfig
 from accelsim.serve.disagg import DecodeReplica, KVHandoff
 from accelsim.serve.failures import failure_process
@@ -280,6 +281,9 @@ def simulate(cfg: SimConfig, eff: Efficiency | None = None,
         horizon = limit
     rec.close(horizon)
     s = rec.summary(horizon, cfg.slo_ttft_s, cfg.slo_tpot_s, rk.slo_s if rk else math.nan)
+    deployed = [(chip, g.replicas * g.chips_per_replica) for g, chip, _, _, _ in llm_groups]
+    deployed += [(chip, rg.replicas * rg.chips) for rg, chip, _ in rk_groups]
+    s["energy"] = energy_report(deployed, s["mean_power_w"], s["throughput_tokens_per_s"], str(eff.fidelity))
     s.update({
         "chips": chips_total, "replicas": len(replicas) + sum(rg.replicas for rg, _, _ in rk_groups),
         "groups": [_describe(g, blocks) for g, _, _, blocks, _ in llm_groups]

@@ -45,8 +45,13 @@ _ATTENTION = (OpKind.ATTN_PREFILL, OpKind.ATTN_DECODE)
 
 
 def _energy(c: Cost, hw: HwVec, dtype: str, time_s: np.ndarray) -> np.ndarray:
-    u_c, u_m = c.utilisation(hw, dtype)
-    return chip_power_w(hw.idle_w, hw.tdp_w, u_c, u_m) * time_s
+    """Energy of the operators in `c` over `time_s`, as predict.llm_metrics charges it: their compute-
+    and memory-bound time works at its utilisations, launch gaps and collective waits at the floor."""
+    work = np.maximum(c.compute_s + c.memory_s, 1e-30)
+    u_c = np.clip(c.flops / (hw.peak[dtype] * work), 0, 1)
+    u_m = np.clip(c.bytes / (hw.mem_bw * work), 0, 1)
+    duty = work / np.maximum(c.total_s, 1e-30)
+    return chip_power_w(hw.idle_w, hw.tdp_w, u_c, u_m, duty) * time_s
 
 
 def _bracket(grid: list[float], x: float) -> tuple[int, float]:
@@ -152,8 +157,9 @@ class LLMService:
             de = np.broadcast_to(_energy(da, hw, prec.gemm_dtype, dt), dt.shape).copy()
             dt[0] = de[0] = 0.0
             self._dattn_t, self._dattn_e = dt.tolist(), de.tolist()
-        self._host = (getattr(eff, "host_step_s", 0.0), getattr(eff, "host_per_seq_s", 0.0))
-        self._floor_w = float(chip_power_w(chip.idle_w, chip.tdp_w, 0.0, 0.0, 0.0))
+        self._host = (getattr(eff, "host_step_s", 0.0), getattr(eff, "seq_step_s", 0.0))
+        self._floor_w = float(chip_power_w(chip.idle_w, chip.tdp_w, 0.0, 0.0, 0.0))  # host time: chip idle
+        self._seq_w = float(chip_power_w(chip.idle_w, chip.tdp_w, 0.0, 0.0, 1.0))  # per-sequence kernels
 
     @staticmethod
     def _table(ops: list[Op], hw: HwVec, eff: Efficiency, prec: Precision) -> tuple[list[float], list[float]]:
@@ -174,11 +180,11 @@ class LLMService:
         positions in total (token-weighted)."""
         if not (n_dec or p_tokens):
             return 0.0, 0.0
-        h0, h1 = self._host
-        host = h0 + h1 * n_dec  # the engine's host time per step, the chip at its serving floor
+        h0, h1 = self._host  # the engine's host time (chip idle) and per-sequence chip time, per step
+        host_t, host_e = h0 + h1 * n_dec, h0 * self._floor_w + h1 * n_dec * self._seq_w
         if self._fused:
-            t = self._body_t[n_dec + p_tokens] + self._head_t[n_dec + (1 if p_tokens else 0)] + host
-            e = self._body_e[n_dec + p_tokens] + self._head_e[n_dec + (1 if p_tokens else 0)] + host * self._floor_w
+            t = self._body_t[n_dec + p_tokens] + self._head_t[n_dec + (1 if p_tokens else 0)] + host_t
+            e = self._body_e[n_dec + p_tokens] + self._head_e[n_dec + (1 if p_tokens else 0)] + host_e
             if n_dec:
                 i, f = self._ctx_index(ctx_sum / n_dec)
                 rt, re = self._dattn_t[n_dec], self._dattn_e[n_dec]
@@ -190,7 +196,7 @@ class LLMService:
                 t += _bilinear(self._pre_t, j, g, i, f)
                 e += _bilinear(self._pre_e, j, g, i, f)
             return t, e
-        t, e = host, host * self._floor_w
+        t, e = host_t, host_e
         if n_dec:
             c = ctx_sum / n_dec
             x = math.log(c) * self._inv_log_r if c > 1.0 else 0.0  # _ctx_index, inlined: the hot path
