@@ -26,6 +26,9 @@ from accelsim.ranking import Placement, candidate_plans, embedding_bytes_per_ele
 from accelsim.spec.chip import Chip
 from accelsim.spec.model import LLM, Ranking
 
+# Max batched prefill tokens per iteration (vLLM/TRT-LLM-like default; assumed): the chunk whose
+# activations memory reserves, and the chunk `predict` and the simulator's engine default to.
+CHUNK_TOKENS = 8192
 # Fraction of capacity kept free for the runtime, fragmentation and CUDA-graph pools
 # (assumed: vLLM's default gpu_memory_utilization is 0.9).
 RESERVE_FRACTION = 0.10
@@ -76,7 +79,7 @@ def held_context(context: float, output_len: float = 0.0) -> float:
 
 
 def plan_llm(chip: Chip, model: LLM, par: Parallel, prec: Precision, context: float,
-             chunk_tokens: int = 8192, *, output_len: float = 0.0) -> MemoryPlan:
+             chunk_tokens: int = CHUNK_TOKENS, *, output_len: float = 0.0) -> MemoryPlan:
     """The largest batch of sequences of at most `context` tokens (`output_len` of them generated)
     that fits, with KV planned at `held_context` (module docstring; output_len = 0 plans every
     sequence at its full context). Raises UserError if one sequence at `context` cannot fit."""

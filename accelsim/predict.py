@@ -31,7 +31,7 @@ import numpy as np
 from accelsim.errors import UserError
 from accelsim.gather import gather_limit
 from accelsim.graph import Parallel, Precision, llm_ops, ranking_ops
-from accelsim.memory import MemoryPlan
+from accelsim.memory import CHUNK_TOKENS, MemoryPlan
 from accelsim.modes import PLAIN, Modes, decode_step, prefill_shape, vision_cost
 from accelsim.ops import Op
 from accelsim.perf import BOUNDS, Cost, Efficiency, Fidelity, HwVec, cost
@@ -48,7 +48,6 @@ from accelsim.ranking import (
 from accelsim.spec.chip import Chip, ServingDtype
 from accelsim.spec.model import LLM, Model, Ranking
 
-CHUNK_TOKENS = 8192  # max batched prefill tokens per iteration (vLLM/TRT-LLM-like default; assumed)
 MAX_BATCH = 2048  # max concurrent sequences a serving engine schedules (assumed engine limit)
 RANKING_MAX_BATCH = 65536
 RANKING_DEFAULT_LATENCY_S = 0.060  # MLPerf DLRM-v2 server latency bound (MLPerf Inference rules, DLRM-v2)

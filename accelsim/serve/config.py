@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from accelsim.errors import UserError
+from accelsim.memory import CHUNK_TOKENS
 from accelsim.serve.failures import FailureModel
 from accelsim.spec import read_user_file
 
@@ -36,10 +37,10 @@ ROUTERS: tuple[str, ...] = typing.get_args(Router)
 ARRIVALS: tuple[str, ...] = typing.get_args(Arrival)
 DTYPES = ("bf16", "fp8", "fp4")
 
-# Engine defaults (assumed): vLLM's max_num_seqs=256 and the spine's prefill chunk of 8192 tokens
-# (accelsim.predict.CHUNK_TOKENS); vLLM's default KV block of 16 tokens.
+# Engine defaults (assumed): vLLM's max_num_seqs=256 and the spine's prefill chunk
+# (accelsim.memory.CHUNK_TOKENS); vLLM's default KV block of 16 tokens.
 DEFAULT_MAX_SEQS = 256
-DEFAULT_MAX_BATCHED_TOKENS = 8192
+DEFAULT_MAX_BATCHED_TOKENS = CHUNK_TOKENS
 DEFAULT_BLOCK_SIZE = 16
 # SLOs (MLPerf Inference rules, llama2-70b server: TTFT <= 2 s, TPOT <= 200 ms; DLRM-v2: 60 ms).
 DEFAULT_SLO_TTFT_S = 2.0
