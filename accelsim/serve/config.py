@@ -28,6 +28,7 @@ from accelsim.errors import UserError
 from accelsim.memory import CHUNK_TOKENS
 from accelsim.serve.failures import FailureModel
 from accelsim.spec import read_user_file
+from accelsim.spec.chip import SERVING_DTYPES
 
 Router = Literal["round-robin", "least-outstanding"]
 Arrival = Literal["poisson", "gamma", "trace"]
@@ -35,7 +36,7 @@ Role = Literal["both", "prefill", "decode"]
 ROLES: tuple[str, ...] = typing.get_args(Role)
 ROUTERS: tuple[str, ...] = typing.get_args(Router)
 ARRIVALS: tuple[str, ...] = typing.get_args(Arrival)
-DTYPES = ("bf16", "fp8", "fp4")
+DTYPES = SERVING_DTYPES
 
 # Engine defaults (assumed): vLLM's max_num_seqs=256 and the spine's prefill chunk
 # (accelsim.memory.CHUNK_TOKENS); vLLM's default KV block of 16 tokens.
