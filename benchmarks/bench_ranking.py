@@ -203,7 +203,7 @@ def main() -> None:
               f"{r['predicted_queries_per_s']:8,.0f} ({r['error']:+.0%})  {r['placement']}, bound {r['bound']} "
               f"(gather {r['gather_share']:.0%} of the step, {r['gather_limit']}-bound); "
               f"shares c/m/n/o {r['compute_share']:.2f}/{r['memory_share']:.2f}/"
-              f"{r['comm_share']:.2f}/{r['overhead_share']:.2f}")
+              f"{r['communication_share']:.2f}/{r['overhead_share']:.2f}")
     ch = chips_table(_before(args.before))
     print("\nper chip, fp8 dense, one chip (pairs/s; perf/W in pairs/J); before = the model before issue 16")
     for r in ch:
