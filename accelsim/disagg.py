@@ -176,6 +176,12 @@ def _power(c: Cost, hw: HwVec, dtype: str) -> float:
     return float(np.ravel(chip_power_w(hw.idle_w, hw.tdp_w, u_c, u_m))[0])
 
 
+def _default_dtype(model: LLM) -> str:
+    from accelsim.search import default_dtype  # the format every command serves a model in by default
+
+    return default_dtype(model)
+
+
 def _layouts(chip: Chip, model: LLM, prec: Precision, context: int, chips: int | None,
              attention_dp: bool) -> list[Parallel]:
     from accelsim.search import llm_candidates  # the one layout enumeration
@@ -269,7 +275,7 @@ def kv_link(prefill: Pool, decode: Pool, model: LLM, prec: Precision, prompt_tok
 
 
 def predict_disagg(prefill_chip: Chip, prefill_chips: int, decode_chip: Chip, decode_chips: int, model: LLM, *,
-                   eff: Efficiency, dtype: str = "fp8", kv_dtype: str | None = None, input_len: int = 1000,
+                   eff: Efficiency, dtype: str | None = None, kv_dtype: str | None = None, input_len: int = 1000,
                    output_len: int = 1000, max_ttft: float | None = None, max_tpot: float | None = None,
                    modes: Modes = PLAIN, attention_dp: bool = False) -> DisaggPrediction:
     """Throughput, latency and power of a prefill pool of `prefill_chips` x `prefill_chip` feeding a
@@ -281,6 +287,7 @@ def predict_disagg(prefill_chip: Chip, prefill_chips: int, decode_chip: Chip, de
         if n < 1:
             raise UserError(f"--disagg: the {name} pool needs >= 1 chip, got {n}")
     modes.validate(model)
+    dtype = dtype or _default_dtype(model)
     prec = Precision.for_serving(dtype, kv_dtype)
     for chip in (prefill_chip, decode_chip):
         chip.compute_dtype(dtype)
@@ -299,11 +306,12 @@ def predict_disagg(prefill_chip: Chip, prefill_chips: int, decode_chip: Chip, de
 
 
 def best_split(prefill_chip: Chip, decode_chip: Chip, total_chips: int, model: LLM, *, eff: Efficiency,
-               dtype: str = "fp8", kv_dtype: str | None = None, input_len: int = 1000, output_len: int = 1000,
-               max_ttft: float | None = None, max_tpot: float | None = None, modes: Modes = PLAIN,
-               attention_dp: bool = False) -> DisaggPrediction:
+               dtype: str | None = None, kv_dtype: str | None = None, input_len: int = 1000,
+               output_len: int = 1000, max_ttft: float | None = None, max_tpot: float | None = None,
+               modes: Modes = PLAIN, attention_dp: bool = False) -> DisaggPrediction:
     """The split of `total_chips` into a prefill and a decode pool that serves the most tokens/s.
     Each pool's layouts are costed once; a split only recombines them (replicas = chips // layout)."""
+    dtype = dtype or _default_dtype(model)
     prec = Precision.for_serving(dtype, kv_dtype)
     modes.validate(model)
     p_st = prefill_stages(prefill_chip, model, prec, eff, input_len, modes, None, max_ttft, attention_dp)
