@@ -228,9 +228,10 @@ def ranking_gather_limit(op: Op, hw: HwVec, eff: Efficiency) -> np.ndarray:
     """What bounds an embedding-bag op's gather on each chip (accelsim.gather.gather_limit)."""
     stack = getattr(eff, "base", eff)  # calibrated profiles measure no gathers: their base stack models them
     return gather_limit(op.gather_rows, op.gather_bytes, op.bytes - op.gather_rows * op.gather_bytes, op.sram_bytes,
-                        bw=hw.mem_bw, eff=stream, latency_s=hw.gather_latency_s, inflight=hw.gather_inflight,
-                        request_bytes=hw.gather_request_bytes, granule_bytes=hw.gather_granule_bytes,
-                        sram_bw=hw.sram_bw, activation_bytes=getattr(eff, "gather_overhead_bytes", 0.0))
+                        bw=hw.mem_bw, eff=getattr(stack, "memory_eff", 1.0), latency_s=hw.gather_latency_s,
+                        inflight=hw.gather_inflight, request_bytes=hw.gather_request_bytes,
+                        granule_bytes=hw.gather_granule_bytes, sram_bw=hw.sram_bw,
+                        activation_bytes=getattr(stack, "gather_overhead_bytes", 0.0))
 
 
 

@@ -124,7 +124,7 @@ def dlrm_v2_vs_mlperf() -> list[dict]:
         d = p.to_dict()
         meas = float(r["samples_per_s_per_accelerator"])
         out.append({"section": "dlrm_v2_mlperf", "shape": f"{r['round']} {r['accelerator']} x{n} {r['scenario']}",
-                    "model": "analytical", "measured_queries_per_s": meas,
+                    "model": f"{name} ({d['fidelity']})", "measured_queries_per_s": meas,
                     "predicted_queries_per_s": d["per_chip_queries_per_s"],
                     "error": _err(d["per_chip_queries_per_s"], meas), "placement": d["placement"],
                     "bound": d["bound"], "gather_limit": d["gather_limit"], "gather_share": d["gather_time_share"],
