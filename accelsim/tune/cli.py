@@ -12,14 +12,17 @@ import sys
 import time
 from typing import Any
 
+from accelsim import validate as V
 from accelsim.errors import UserError
 
-_DTYPES = ("bf16", "fp16", "fp32", "fp8")
+_DTYPES = ("bf16", "fp16", "fp32", "fp8", "fp8_block")
 _STRATEGIES = ("exhaustive", "random", "model", "bayes")
 _VLLM_BATCHES = "1,2,4,8,16,24,32,48,64,96,128,256,512,1024,1536,2048,3072,4096"
 # The shape the CPU correctness gate runs at under the Triton interpreter (seconds per config).
 _GATE_SHAPE = {"experts": 4, "hidden": 64, "inter": 64, "m": 8}
 _GATE_CONFIGS = 3
+MAX_DIM = 1 << 20  # E, H, I, top-k: far above any MoE layer (DeepSeek-V3: E=256, H=7168)
+MAX_WORKERS = 1024
 
 
 def register(sub: Any) -> None:
@@ -28,29 +31,42 @@ def register(sub: Any) -> None:
         description="Search BLOCK_SIZE_M/N/K, GROUP_SIZE_M, num_warps, num_stages per batch size; every "
                     "config is checked against the PyTorch reference before its time counts.")
     p.add_argument("--kernel", choices=("moe",), default="moe")
-    p.add_argument("--experts", type=int, required=True, help="E, experts on this GPU")
-    p.add_argument("--hidden", type=int, required=True, help="H, hidden size")
-    p.add_argument("--intermediate", type=int, required=True, help="I, intermediate size per shard (vLLM's N)")
-    p.add_argument("--top-k", type=int, required=True)
+    p.add_argument("--experts", type=V.count(hi=MAX_DIM),
+                   help="E, experts on this GPU (required unless --check-configs)")
+    p.add_argument("--hidden", type=V.count(hi=MAX_DIM), help="H, hidden size")
+    p.add_argument("--intermediate", type=V.count(hi=MAX_DIM), help="I, intermediate size per shard (vLLM's N)")
+    p.add_argument("--top-k", type=V.count(hi=MAX_DIM))
     p.add_argument("--dtype", choices=_DTYPES, default="bf16")
     p.add_argument("--batch-sizes", default=_VLLM_BATCHES, help="comma-separated M values (default: vLLM's 18)")
     p.add_argument("--strategy", choices=_STRATEGIES, default="model")
     p.add_argument("--budget", default=None,
                    help="per batch size: N configs (e.g. 200) or wall time (90s, 5m); default all for "
                         "exhaustive, else 10%% of the pruned space (at least 16)")
-    p.add_argument("--db", default=None, help="SQLite results store (default $ACCELSIM_TUNE_DB or "
-                                              "~/.cache/accelsim/tune.sqlite)")
-    p.add_argument("--export", default=None, metavar="DIR", help="write the vLLM-format config file here")
+    p.add_argument("--db", default=None, type=V.output_file,
+                   help="SQLite results store (default $ACCELSIM_TUNE_DB or ~/.cache/accelsim/tune.sqlite)")
+    p.add_argument("--export", default=None, metavar="DIR", type=V.output_dir,
+                   help="write the vLLM-format config file here")
     p.add_argument("--prior", action="append", default=[], metavar="FILE",
-                   help="vLLM-format config file whose configs are measured first (repeatable)")
-    p.add_argument("--replay", default=None, metavar="FILE",
+                   help="vLLM-format config file whose configs (mapped to their equivalents in the pruned "
+                        "space) are measured first (repeatable); 'vllm' = the nearest shipped vLLM file for "
+                        "the device, E, N and dtype (from --prior-dir or an installed vllm)")
+    p.add_argument("--prior-dir", default=None, metavar="DIR",
+                   help="a copy of vLLM's fused_moe/configs folder for --prior vllm")
+    p.add_argument("--check-configs", default=None, metavar="DIR",
+                   help="read every vLLM/SGLang config file in DIR and report each (exit 1 if any is rejected)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="measure nothing: print the pruned space in the order the strategy would measure it, "
+                        "with the cost model's predicted time of each config")
+    p.add_argument("--device", default=None, metavar="CHIP",
+                   help="device for --dry-run (a name as torch reports it or a table key, e.g. h100-sxm)")
+    p.add_argument("--replay", default=None, metavar="FILE", type=V.input_file,
                    help="measurements CSV standing in for the GPU (see accelsim/tune/data/README.md)")
     p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDR",
                    help="spread (shape x batch size) jobs over Ray workers, one per GPU (no ADDR: local)")
-    p.add_argument("--workers", type=int, default=None,
+    p.add_argument("--workers", type=V.count(hi=MAX_WORKERS), default=None,
                    help="local worker processes without --ray (default: one per GPU; 1 for --replay)")
     p.add_argument("--timer", choices=("cuda_graph", "do_bench"), default="cuda_graph", help="GPU timing method")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=V.seed, default=0)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_tune)
 
@@ -59,6 +75,8 @@ def _problem(args: argparse.Namespace) -> Any:
     from accelsim.tune.space import Problem
 
     for flag in ("experts", "hidden", "intermediate", "top_k"):
+        if getattr(args, flag) is None:
+            raise UserError(f"--{flag.replace('_', '-')} is required (unless --check-configs DIR)")
         if getattr(args, flag) < 1:
             raise UserError(f"--{flag.replace('_', '-')} must be a positive integer, got {getattr(args, flag)}")
     if args.top_k > args.experts:
@@ -70,9 +88,13 @@ def _tune(args: argparse.Namespace) -> int:
     from accelsim.tune.core import Budget
     from accelsim.tune.space import parse_batch_sizes
 
+    if args.check_configs is not None:
+        return _check_configs(args)
     problem = _problem(args)
     batches = parse_batch_sizes(args.batch_sizes)
     budget = Budget.parse(args.budget)
+    if args.dry_run:
+        return _dry_run(args, problem, batches, budget)
     if args.workers is not None and args.workers < 1:
         raise UserError(f"--workers must be >= 1, got {args.workers}")
     if args.strategy == "bayes":
@@ -85,12 +107,13 @@ def _tune(args: argparse.Namespace) -> int:
             import ray  # noqa: F401
         except ImportError:
             raise UserError("--ray needs the optional package ray: pip install 'accelsim[ray]'") from None
-    priors = _priors(args.prior, problem)
     if args.replay is not None:
         from accelsim.tune.jobs import DeviceSpec
         from accelsim.tune.replay import load
 
-        load(args.replay).check(problem, batches)
+        replay = load(args.replay)
+        replay.check(problem, batches)
+        priors = _priors(args, problem, replay.recorded_device)
         spec, workers = DeviceSpec("replay", os.path.abspath(args.replay)), args.workers or 1
     else:
         import torch
@@ -99,28 +122,97 @@ def _tune(args: argparse.Namespace) -> int:
             return _gate_only(args, problem)
         from accelsim.tune.jobs import DeviceSpec
 
+        priors = _priors(args, problem, torch.cuda.get_device_name(0))
         spec, workers = DeviceSpec("gpu", timer=args.timer), args.workers or torch.cuda.device_count()
     return _run(args, problem, batches, budget, spec, workers, priors)
 
 
-def _priors(paths: list[str], problem: Any) -> list[Any]:
-    """The --prior files, parsed; a file for another E or N is a UserError (its configs would not fit)."""
-    from accelsim.tune.export import read_file
+def _dry_run(args: argparse.Namespace, problem: Any, batches: list[int], budget: Any) -> int:
+    """--dry-run: the plan of each batch size (first configs a run would measure, with predicted
+    times); nothing is measured or stored."""
+    from accelsim.tune.plan import dry_run
 
-    files = [read_file(p) for p in paths]
-    for path, f in zip(paths, files):
-        if (f.experts, f.n) != (problem.experts, problem.inter):
-            raise UserError(f"--prior {path} is for E={f.experts}, N={f.n}, not E={problem.experts}, "
-                            f"N={problem.inter}")
+    if args.device is None and args.replay is None:
+        raise UserError("--dry-run needs --device CHIP (e.g. h100-sxm, 'NVIDIA H200') or --replay FILE")
+    replay = None
+    if args.replay is not None:
+        from accelsim.tune.replay import load
+
+        replay = load(args.replay)
+        replay.check(problem, batches)
+    device = args.device or replay.recorded_device  # type: ignore[union-attr]
+    priors = _priors(args, problem, device)
+    out = dry_run(problem, batches, args.strategy, device, budget=budget, prior_files=priors, seed=args.seed,
+                  replay=replay)
+    if args.json:
+        from accelsim.cli import print_json
+
+        print_json(out)
+        return 0
+    print(f"dry run: {args.strategy} on {out['device']} for {out['shape']} (nothing measured)")
+    for b in out["batch_sizes"]:
+        print(f"M={b['batch_size']}: space {b['space_size']}, pruned {b['pruned_size']}, "
+              f"{len(b['plan'])} planned ({b['priors_mapped']} priors)")
+        for j, step in enumerate(b["plan"][:10]):
+            cfg = ",".join(str(v) for v in step["config"].values())
+            print(f"  {j + 1:>4}  {step['predicted_s'] * 1e6:9.1f} us  {cfg}")
+    return 0
+
+
+def _check_configs(args: argparse.Namespace) -> int:
+    """`--check-configs DIR`: one row per file; exit 0 when every file was read, 1 when some were not."""
+    from accelsim.tune.export import check_file, config_files
+
+    rows = [check_file(p) for p in config_files(args.check_configs)]
+    if not rows:
+        raise UserError(f"'{args.check_configs}' holds no .json config files")
+    if args.json:
+        from accelsim.cli import print_json
+
+        print_json({"files": rows})
+    else:
+        for r in rows:
+            where = f"{r['device'] or '(no device)'} {r['dtype']} E={r['E']} N={r['N']}" if r["E"] else ""
+            print(f"{'ok ' if r['ok'] else 'BAD'} {r['file']}  {where}  {r['reason']}".rstrip())
+        bad = sum(not r["ok"] for r in rows)
+        print(f"{len(rows) - bad} of {len(rows)} files read, {bad} rejected")
+    return 0 if all(r["ok"] for r in rows) else 1
+
+
+def _priors(args: argparse.Namespace, problem: Any, device: str) -> list[Any]:
+    """The --prior files, parsed. A named file for another E or N is a UserError (its configs were
+    tuned for another shape); "vllm" is the shipped vLLM file nearest to this device and shape
+    (--prior-dir, else an installed vllm's config folder)."""
+    from accelsim.tune.export import nearest_file, read_file
+
+    files = []
+    for path in args.prior:
+        if path != "vllm":
+            f = read_file(path)
+            if (f.experts, f.n) != (problem.experts, problem.inter):
+                raise UserError(f"--prior {path} is for E={f.experts}, N={f.n}, not E={problem.experts}, "
+                                f"N={problem.inter}")
+            files.append(f)
+            continue
+        from accelsim.tune.labels import vllm_config_dir
+
+        directory = args.prior_dir or vllm_config_dir()
+        if directory is None:
+            raise UserError("--prior vllm needs --prior-dir DIR (a copy of vLLM's fused_moe/configs) or vllm installed")
+        found = nearest_file(directory, device, problem.experts, problem.inter, problem.dtype)
+        if found is None:
+            raise UserError(f"--prior vllm: no {problem.dtype} config file for device '{device}' in {directory}")
+        files.append(found)
     return files
 
 
 def _run(args: argparse.Namespace, problem: Any, batches: list[int], budget: Any, spec: Any, workers: int,
          files: list[Any]) -> int:
     from accelsim.tune.jobs import Job, run_jobs
-    from accelsim.tune.store import default_db_path
+    from accelsim.tune.store import ResultStore, default_db_path
 
     db = str(args.db or default_db_path())
+    ResultStore(db).close()  # refuse another program's database here, before any job starts
     jobs = []
     for m in batches:
         prior_cfgs = [c for f in files for c in f.priors(m)]

@@ -37,7 +37,7 @@ DRAM_LATENCY_S = 800e-9  # assumed: loaded HBM latency seen by a Hopper SM, orde
 LAUNCH_S = 4e-6  # assumed: one kernel launch plus the routing/alignment torch ops, per kernel
 BASE_REGS = 32  # assumed: registers per thread besides the accumulator (addresses, loop state)
 OVERLAP = 0.1  # assumed: fraction of the shorter of compute and memory time that is not hidden
-_CHIP_DTYPE = {"bf16": "bf16", "fp16": "bf16", "fp32": "fp32", "fp8": "fp8"}
+_CHIP_DTYPE = {"bf16": "bf16", "fp16": "bf16", "fp32": "fp32", "fp8": "fp8", "fp8_block": "fp8"}
 N_FACTORS = 5
 START = np.array([1.0, 1.0, 1.0, 1.0, OVERLAP])
 
@@ -87,14 +87,14 @@ def model_terms(problem: Problem, arrays: dict[str, np.ndarray], limits: DeviceL
     """The model's terms for every config in ``arrays`` (see module doc)."""
     eb = problem.elem_bytes
     e, h, i, k, m = problem.experts, problem.hidden, problem.inter, problem.top_k, problem.m
-    ops = fused_moe_ops(m, h, i, e, k, act_bytes=eb, weight_bytes=eb, dtype=problem.dtype)
+    ops = fused_moe_ops(m, h, i, e, k, act_bytes=eb, weight_bytes=eb, dtype=_CHIP_DTYPE[problem.dtype])
     active = float(expected_experts_hit(m, e, k))
     rows = problem.pairs / max(active, 1.0)
     bm, bn, bk = arrays["BLOCK_SIZE_M"], arrays["BLOCK_SIZE_N"], arrays["BLOCK_SIZE_K"]
     m_tiles = active * np.ceil(rows / bm)
     slots = occupancy(arrays, eb, limits)
     concurrent = limits.sm_count * slots
-    inflight = (arrays["num_stages"] - 1) * (bm + bn) * bk * eb
+    inflight = np.maximum(arrays["num_stages"] - 1, 1) * (bm + bn) * bk * eb  # 1 stage: one K-step, unhidden
     mma = mma_efficiency(bm)
     cols = []
     # GEMM 1 tiles BLOCK_SIZE_N columns of the stacked [gate; up] (2I wide) over K = H;

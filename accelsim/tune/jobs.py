@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from accelsim.errors import UserError
 from accelsim.tune.core import Budget, Measurement, tune
-from accelsim.tune.space import Config, DeviceLimits, Problem, device_limits, prune, vllm_space
+from accelsim.tune.space import Config, DeviceLimits, Problem, as_config, device_limits, prune, tune_space
 from accelsim.tune.strategies import default_budget, make_strategy
 
 DeviceKind = Literal["replay", "synthetic", "gpu"]
@@ -91,14 +91,42 @@ def chip_for(limits: DeviceLimits) -> Any:
     return load_chip(limits.chip)
 
 
+def search_space(device: Any, problem: Problem) -> list[Config]:
+    """The configs a device can be asked about: a replay's recorded configs for this problem (it
+    can answer nothing else), otherwise the whole tuning space (space.tune_space)."""
+    recorded = getattr(device, "configs", None)
+    if callable(recorded):
+        configs = [as_config(t) for t in sorted(recorded(problem))]
+        if not configs:
+            raise UserError(f"the replay holds no rows for {problem.shape_json} at M={problem.m}")
+        return configs
+    return tune_space()
+
+
+def map_priors(priors: Sequence[Config], problem: Problem, candidates: Sequence[Config]) -> list[Config]:
+    """Each prior replaced by its equivalent among the candidates (space.canonical; a GROUP_SIZE_M
+    that launches like a kept value is mapped to it), in order; priors with no equivalent dropped."""
+    from accelsim.tune.space import as_tuple, canonical
+
+    groups = sorted({c["GROUP_SIZE_M"] for c in candidates})
+    kept = {as_tuple(c) for c in candidates}
+    out: list[Config] = []
+    for p in priors:
+        mapped = canonical(p, problem, groups) if groups else dict(p)
+        if as_tuple(mapped) in kept and mapped not in out:
+            out.append(mapped)
+    return out
+
+
 def run_job(job: Job, on_result: Callable[[Config, Measurement, str], None] | None = None) -> dict[str, Any]:
     """Run one job in this process; returns its JSON summary (plus fingerprint and space sizes)."""
     from accelsim.tune.store import ResultStore
 
     device = build_device(job.device)
     limits = limits_for(device)
-    candidates, rejected = prune(vllm_space(), job.problem, limits)
-    priors = [dict(p) for p in job.priors]
+    space = search_space(device, job.problem)
+    candidates, rejected = prune(space, job.problem, limits)
+    priors = map_priors([dict(p) for p in job.priors], job.problem, candidates)
     strategy = make_strategy(job.strategy, candidates, problem=job.problem, limits=limits, chip=chip_for(limits),
                              priors=priors, seed=job.seed)
     budget = job.budget
@@ -111,7 +139,8 @@ def run_job(job: Job, on_result: Callable[[Config, Measurement, str], None] | No
         if store is not None:
             store.close()
     out = result.summary()
-    out.update({"space_size": len(vllm_space()), "candidates": len(candidates), "pruned": len(rejected),
+    out.update({"space_size": len(space), "candidates": len(candidates), "pruned": len(rejected),
+                "priors_mapped": len(priors),
                 "budget": budget.to_dict(), "fingerprint": dict(device.fingerprint), "timed": device.timed})
     return out
 

@@ -3,12 +3,18 @@
 A config is a dict with exactly the keys of ``CONFIG_KEYS`` (the same tuple as
 ``kernels.moe.CONFIG_KEYS``; repeated here because this module must not import torch).
 ``vllm_space()`` is vLLM's 1,920-point CUDA space (benchmark_moe.py; kernels_and_tuners.md §2).
-``prune`` removes configs that cannot run or cannot win on a given device and problem, each with a
-one-line reason, so that the rejected list is auditable. NumPy only: importable on the GPU box.
+``tune_space()`` adds every value that shipped winners use outside it (``SHIPPED_VALUES``): the
+space the tuner searches. ``prune`` removes configs that cannot run on a device, and configs whose
+launch is identical to another kept config's (GROUP_SIZE_M at or above the number of M-blocks),
+each with a one-line reason, so that the rejected list is auditable; ``canonical`` maps any config
+to the kept config it is equivalent to. Pruning never drops a config for being slow: a rule of that
+kind ("BLOCK_SIZE_M above M is wasted padding") removed 90% of vLLM's own fp8 winners at M <= 16.
+NumPy only: importable on the GPU box.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import math
@@ -32,9 +38,29 @@ VLLM_SPACE: dict[str, tuple[int, ...]] = {
     "num_warps": (4, 8),
     "num_stages": (2, 3, 4, 5),
 }
+# Values that winners in the shipped NVIDIA config files use outside VLLM_SPACE (vllm 0.33.0 and
+# sglang 0.5.23 wheels, fused-MoE config folders, Apache-2.0; counted by
+# benchmarks/bench_tune_real_labels.py): BLOCK_SIZE_M=8 (block-fp8 H100/H200 files at M <= 4),
+# BLOCK_SIZE_N=16 (SGLang), BLOCK_SIZE_K=32 (fp8 H100, L40S, B200), GROUP_SIZE_M 2/4/8/128,
+# num_warps 2/16, num_stages 1 and 6-8 (L40S, B200). Triton 3.9 pads dots below 16 rows/columns
+# (min_dot_size (1, 1, 16); fp8 K >= 32), so all of them launch.
+SHIPPED_VALUES: dict[str, tuple[int, ...]] = {
+    "BLOCK_SIZE_M": (8,),
+    "BLOCK_SIZE_N": (16,),
+    "BLOCK_SIZE_K": (32,),
+    "GROUP_SIZE_M": (2, 4, 8, 128),
+    "num_warps": (2, 16),
+    "num_stages": (1, 6, 7, 8),
+}
+TUNE_SPACE: dict[str, tuple[int, ...]] = {k: tuple(sorted(set(v) | set(SHIPPED_VALUES[k])))
+                                          for k, v in VLLM_SPACE.items()}
+FP8_MIN_BLOCK_K = 32  # Triton's fp8 tl.dot needs K >= 32 (min_dot_size for 8-bit operands)
 # vLLM's batch sizes (kernels_and_tuners.md §2).
 VLLM_BATCH_SIZES = (1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 256, 512, 1024, 1536, 2048, 3072, 4096)
-DTYPE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2, "fp8": 1}
+# fp8 = w8a8 with per-tensor (or per-channel) scales; fp8_block = w8a8 with block-wise scales,
+# [128, 128] weight blocks and 1 x 128 activation groups (DeepSeek-V3 style; vLLM's block_shape=[128,128]).
+DTYPE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2, "fp8": 1, "fp8_block": 1}
+FP8_DTYPES = ("fp8", "fp8_block")
 
 
 @dataclass(frozen=True)
@@ -42,7 +68,8 @@ class Problem:
     """One tuning problem: a fused-MoE layer shape and a batch size.
 
     experts E, hidden H, intermediate I per expert and shard (vLLM's N = w2.shape[2]), top_k,
-    dtype one of DTYPE_BYTES (weights and activations; fp8 = w8a8 per tensor), m = tokens per call.
+    dtype one of DTYPE_BYTES (weights and activations; fp8 = w8a8 per tensor, fp8_block = w8a8 with
+    128 x 128 weight blocks), m = tokens per call.
     """
 
     experts: int
@@ -99,6 +126,10 @@ class DeviceLimits:
     max_regs_per_thread: int = 255
     max_warps_per_sm: int = 64
     max_blocks_per_sm: int = 32
+    # Blackwell (cc 10.x): Triton's tl.dot accumulates in tensor memory (tcgen05), not registers,
+    # so the accumulator-register rule does not apply (B200 winners hold 256 x 256 fp32 over 8 warps).
+    tmem_accumulator: bool = False
+    generation: str = "hopper"  # ampere / hopper / blackwell: the learned cost model's device feature
 
 
 _CC_GUIDE = "CUDA C++ Programming Guide, 'Technical Specifications per Compute Capability'"
@@ -117,10 +148,19 @@ DEVICE_LIMITS: dict[str, DeviceLimits] = {
     "a100": DeviceLimits(
         "a100", None, 108, 164 * 1024, 163 * 1024, 40 * 10**6,
         f"{_CC_GUIDE} (cc 8.0: 164 KB shared memory per SM, 163 KB per block); 108 SMs and 40 MB L2 "
-        "from the NVIDIA A100 Tensor Core GPU Architecture whitepaper"),
+        "from the NVIDIA A100 Tensor Core GPU Architecture whitepaper", generation="ampere"),
 }
-_NAME_PATTERNS = (("synthetic-h100", "h100-sxm"), ("h100 pcie", "h100-pcie"), ("h100", "h100-sxm"),
-                  ("h200", "h200-sxm"), ("a100", "a100"))
+DEVICE_LIMITS["b200"] = DeviceLimits(
+    "b200", "b200", 148, 228 * 1024, 227 * 1024, 126 * 10**6,
+    f"{_CC_GUIDE} (cc 10.0: 228 KB shared memory per SM, 227 KB per block); 148 SMs and 126 MB L2 "
+    "assumed from NVIDIA's Blackwell announcements (no datasheet value in hwmodels/b200.toml)",
+    tmem_accumulator=True, generation="blackwell")
+DEVICE_LIMITS["gb200"] = DeviceLimits(
+    "gb200", "gb200", 148, 228 * 1024, 227 * 1024, 126 * 10**6, DEVICE_LIMITS["b200"].source + "; same die as B200",
+    tmem_accumulator=True, generation="blackwell")
+_NAME_PATTERNS = (("synthetic-h100", "h100-sxm"), ("h100 pcie", "h100-pcie"), ("h100_pcie", "h100-pcie"),
+                  ("h100", "h100-sxm"), ("h200", "h200-sxm"), ("a100", "a100"), ("gb200", "gb200"),
+                  ("b200", "b200"))
 
 
 def device_limits(device_name: str) -> DeviceLimits:
@@ -140,6 +180,25 @@ def device_limits(device_name: str) -> DeviceLimits:
 def vllm_space() -> list[Config]:
     """All 1,920 configs of vLLM's CUDA space, in a fixed (lexicographic) order."""
     return [dict(zip(CONFIG_KEYS, values)) for values in itertools.product(*VLLM_SPACE.values())]
+
+
+@functools.lru_cache(maxsize=1)
+def _tune_space_tuples() -> tuple[ConfigTuple, ...]:
+    return tuple(itertools.product(*TUNE_SPACE.values()))  # type: ignore[arg-type]
+
+
+@functools.lru_cache(maxsize=1)
+def tune_space_arrays() -> dict[str, np.ndarray]:
+    """``config_arrays(tune_space())``, computed once (read-only arrays)."""
+    table = np.array(_tune_space_tuples(), dtype=np.int64)
+    table.setflags(write=False)
+    return {k: table[:, i] for i, k in enumerate(CONFIG_KEYS)}
+
+
+def tune_space() -> list[Config]:
+    """The tuner's space: the product of TUNE_SPACE's values (vLLM's plus the shipped winners'),
+    in a fixed (lexicographic) order."""
+    return [dict(zip(CONFIG_KEYS, values)) for values in _tune_space_tuples()]
 
 
 def as_tuple(config: Mapping[str, int]) -> ConfigTuple:
@@ -181,6 +240,14 @@ def smem_bytes(arrays: Mapping[str, np.ndarray], elem_bytes: int) -> np.ndarray:
             * arrays["num_stages"] * elem_bytes)
 
 
+def stage_bytes(arrays: Mapping[str, np.ndarray], elem_bytes: int) -> np.ndarray:
+    """Shared memory of one pipeline stage, an A [BM, BK] and a B [BK, BN] tile: the least a program
+    needs. Pruning uses this, not ``smem_bytes``: shipped winners exceed the num_stages-buffer
+    estimate by up to 2.5x (H100) and 1.5x (A100), so Triton evidently stages less than it for this
+    kernel, and a rule built on it would drop real winners; none exceeds one stage (0.7x at most)."""
+    return (arrays["BLOCK_SIZE_M"] + arrays["BLOCK_SIZE_N"]) * arrays["BLOCK_SIZE_K"] * elem_bytes
+
+
 def accumulator_regs(arrays: Mapping[str, np.ndarray]) -> np.ndarray:
     """fp32 accumulator registers per thread: BM * BN / (32 * num_warps) (GEMM 1: two BN/2 halves)."""
     return arrays["BLOCK_SIZE_M"] * arrays["BLOCK_SIZE_N"] // (32 * arrays["num_warps"])
@@ -193,55 +260,104 @@ def m_blocks_launched(problem: Problem, block_m: np.ndarray) -> np.ndarray:
     return -(-em // block_m)
 
 
+def _group_values(configs_g: np.ndarray) -> np.ndarray:
+    return np.unique(configs_g)
+
+
+def canonical_groups(problem: Problem, a: Mapping[str, np.ndarray], groups: Sequence[int]) -> np.ndarray:
+    """The GROUP_SIZE_M each config launches identically to, among ``groups`` (sorted values).
+
+    The kernel's grouped order depends on GROUP_SIZE_M only through min(G, M-blocks): every G at or
+    above the number of M-blocks puts all blocks in one group, so they launch alike and the smallest
+    such value in ``groups`` stands for all of them. When both GEMMs have a single N-tile, the order
+    is the M-block order for every G, so the smallest value stands for all."""
+    g = np.asarray(a["GROUP_SIZE_M"])
+    groups_arr = np.asarray(sorted(set(int(v) for v in groups)), dtype=np.int64)
+    blocks = m_blocks_launched(problem, a["BLOCK_SIZE_M"])
+    covering = np.searchsorted(groups_arr, blocks)  # first value >= blocks
+    first = groups_arr[np.minimum(covering, len(groups_arr) - 1)]
+    out = np.where((covering < len(groups_arr)) & (g >= first), first, g)
+    n_tiles_1 = -(-(2 * problem.inter) // a["BLOCK_SIZE_N"])
+    n_tiles_2 = -(-problem.hidden // a["BLOCK_SIZE_N"])
+    return np.where((n_tiles_1 == 1) & (n_tiles_2 == 1), groups_arr[0], out)
+
+
+def _rules(problem: Problem, limits: DeviceLimits, a: Mapping[str, np.ndarray]) -> list[tuple[np.ndarray, str]]:
+    """(mask of configs a rule rejects, rule name) for every rule that says a config cannot run."""
+    max_bn = max(2 * pow2_ceil(problem.inter), pow2_ceil(problem.hidden))
+    max_bk = pow2_ceil(max(problem.hidden, problem.inter))
+    return [
+        (stage_bytes(a, problem.elem_bytes) > limits.smem_per_block_bytes, "smem"),
+        ((accumulator_regs(a) > limits.max_regs_per_thread) & (not limits.tmem_accumulator), "regs"),
+        (a["BLOCK_SIZE_N"] > max_bn, "bn"),
+        (a["BLOCK_SIZE_K"] > max_bk, "bk"),
+        ((a["BLOCK_SIZE_K"] < FP8_MIN_BLOCK_K) & (problem.dtype in FP8_DTYPES), "fp8k"),
+    ]
+
+
+def prune_mask(configs: Sequence[Mapping[str, int]] | Mapping[str, np.ndarray], problem: Problem,
+               limits: DeviceLimits, groups: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Vectorised pruning: (kept mask [C], canonical GROUP_SIZE_M [C]). ``configs``: a list, or its
+    ``config_arrays``; ``groups``: the GROUP_SIZE_M values equivalences map onto (default: those
+    present in ``configs``)."""
+    a = configs if isinstance(configs, Mapping) else config_arrays(configs)
+    runnable = ~np.logical_or.reduce([mask for mask, _ in _rules(problem, limits, a)])
+    g = a["GROUP_SIZE_M"]
+    canon = canonical_groups(problem, a, _group_values(g) if groups is None else groups)
+    return runnable & (canon == g), canon
+
+
 def prune(configs: Iterable[Mapping[str, int]], problem: Problem,
           limits: DeviceLimits) -> tuple[list[Config], list[tuple[Config, str]]]:
     """Split configs into (kept, [(rejected, reason)]), order preserved. Rules:
 
-    - shared memory of one program above the device's per-block limit (cannot launch);
-    - fp32 accumulator above the per-thread register limit (spills every K step);
-    - BLOCK_SIZE_M above the most rows one expert can receive (M, one row per token), or tiles
-      wider than both GEMMs' N or K (every extra row/column is padding);
-    - GROUP_SIZE_M at or above the number of M-blocks behaves exactly like the smallest such value
-      in the list (one group either way), so only that one is kept.
+    - shared memory of one pipeline stage above the device's per-block limit (cannot launch);
+    - fp32 accumulator above the per-thread register limit (spills every K step; not on Blackwell,
+      whose tensor memory holds the accumulator);
+    - tiles wider than both GEMMs' N or K (every extra row/column is padding; no shipped winner does this);
+    - fp8 with BLOCK_SIZE_K below Triton's fp8 dot minimum;
+    - GROUP_SIZE_M whose launch order equals that of a smaller kept value (``canonical_groups``).
     """
     configs = [as_config(as_tuple(c)) for c in configs]
     if not configs:
         return [], []
     a = config_arrays(configs)
-    eb = problem.elem_bytes
-    smem = smem_bytes(a, eb)
+    rules = _rules(problem, limits, a)
+    kept_mask, canon = prune_mask(configs, problem, limits)
+    smem = stage_bytes(a, problem.elem_bytes)
     regs = accumulator_regs(a)
-    max_bm = max(16, pow2_ceil(problem.m))
-    max_bn = max(2 * pow2_ceil(problem.inter), pow2_ceil(problem.hidden))
-    max_bk = pow2_ceil(max(problem.hidden, problem.inter))
     blocks = m_blocks_launched(problem, a["BLOCK_SIZE_M"])
-    groups_present = sorted({c["GROUP_SIZE_M"] for c in configs})
+    text = {
+        "smem": lambda i: (f"one pipeline stage needs {smem[i] / 1024:.0f} KB shared memory > "
+                           f"{limits.smem_per_block_bytes // 1024} KB per block on {limits.name}"),
+        "regs": lambda i: f"accumulator needs {regs[i]} registers per thread > {limits.max_regs_per_thread}",
+        "bn": lambda i: (f"BLOCK_SIZE_N {configs[i]['BLOCK_SIZE_N']} wider than both GEMMs' outputs "
+                         f"(I={problem.inter}, H={problem.hidden})"),
+        "bk": lambda i: f"BLOCK_SIZE_K {configs[i]['BLOCK_SIZE_K']} longer than both reductions (H, I)",
+        "fp8k": lambda i: f"BLOCK_SIZE_K {configs[i]['BLOCK_SIZE_K']} < {FP8_MIN_BLOCK_K}: Triton's fp8 dot minimum",
+    }
     kept: list[Config] = []
     rejected: list[tuple[Config, str]] = []
     for i, cfg in enumerate(configs):
-        reason = ""
-        if smem[i] > limits.smem_per_block_bytes:
-            reason = (f"shared memory {smem[i] / 1024:.0f} KB > {limits.smem_per_block_bytes // 1024} KB per "
-                      f"block on {limits.name}")
-        elif regs[i] > limits.max_regs_per_thread:
-            reason = f"accumulator needs {regs[i]} registers per thread > {limits.max_regs_per_thread}"
-        elif cfg["BLOCK_SIZE_M"] > max_bm:
-            reason = f"BLOCK_SIZE_M {cfg['BLOCK_SIZE_M']} > {max_bm}: no expert gets more than M={problem.m} rows"
-        elif cfg["BLOCK_SIZE_N"] > max_bn:
-            reason = f"BLOCK_SIZE_N {cfg['BLOCK_SIZE_N']} wider than both GEMMs' outputs (I={problem.inter}, " \
-                     f"H={problem.hidden})"
-        elif cfg["BLOCK_SIZE_K"] > max_bk:
-            reason = f"BLOCK_SIZE_K {cfg['BLOCK_SIZE_K']} longer than both reductions (H, I)"
-        else:
-            g = cfg["GROUP_SIZE_M"]
-            first_covering = next((v for v in groups_present if v >= blocks[i]), None)
-            if first_covering is not None and g > first_covering:
-                reason = (f"same launch order as GROUP_SIZE_M={first_covering}: only {blocks[i]} M-blocks")
-        if reason:
-            rejected.append((cfg, reason))
-        else:
+        if kept_mask[i]:
             kept.append(cfg)
+            continue
+        rule = next((name for mask, name in rules if mask[i]), None)
+        reason = text[rule](i) if rule else (f"same launch order as GROUP_SIZE_M={canon[i]}: only {blocks[i]} "
+                                             "M-blocks" if blocks[i] <= canon[i] else
+                                             f"same launch order as GROUP_SIZE_M={canon[i]}: one N-tile per GEMM")
+        rejected.append((cfg, reason))
     return kept, rejected
+
+
+def canonical(config: Mapping[str, int], problem: Problem, groups: Sequence[int] = TUNE_SPACE["GROUP_SIZE_M"]
+              ) -> Config:
+    """The config that launches identically to ``config`` in a pruned space whose GROUP_SIZE_M
+    values are ``groups`` (its GROUP_SIZE_M replaced by the equivalent kept value; see
+    ``canonical_groups``). A GROUP_SIZE_M outside ``groups`` with no equivalent there is kept as is."""
+    cfg = as_config(as_tuple(config))
+    g = int(canonical_groups(problem, config_arrays([cfg]), groups)[0])
+    return {**cfg, "GROUP_SIZE_M": g}
 
 
 def parse_batch_sizes(text: str) -> list[int]:

@@ -2,14 +2,17 @@
 
   exhaustive  every candidate, in space order
   random      priors first, then a seeded permutation
-  model       the analytical cost model (costmodel) ranks all candidates; each round measures the
-              best-ranked unmeasured configs plus one-step neighbours of the best measured ones,
-              then refits the model's five multiplicative factors and per-(key, value)
-              corrections to what was measured
+  model       the cost model ranks all candidates: the analytical model (costmodel) times the
+              correction learned from shipped winners (ranker), when its parameters are given;
+              each round measures the best-ranked unmeasured configs plus one-step neighbours of
+              the best measured ones, then refits the analytical model's five multiplicative
+              factors and per-(key, value) corrections to what was measured
   bayes       optuna's TPE sampler (optional extra `tune`; imported only when chosen)
 
 Priors (configs from an imported vLLM file, say) go first for every strategy but exhaustive.
 A strategy never proposes a config twice and never proposes one outside its candidate list.
+``plan()`` is the order a strategy would propose its candidates in if no measurement told it
+anything (what `accelsim tune --dry-run` prints).
 """
 
 from __future__ import annotations
@@ -61,12 +64,19 @@ class _Listed:
     def tell(self, config: Config, measurement: Measurement) -> None:
         self.told[self.index[as_tuple(config)]] = measurement
 
+    def plan(self) -> list[int]:
+        """Candidate indices in the order they would be proposed without feedback."""
+        return self.priors + [i for i in range(len(self.candidates)) if i not in set(self.priors)]
+
 
 class Exhaustive(_Listed):
     name = "exhaustive"
 
     def ask(self, n: int) -> list[Config]:
         return self._take(range(len(self.candidates)), n)
+
+    def plan(self) -> list[int]:
+        return list(range(len(self.candidates)))
 
 
 class RandomSearch(_Listed):
@@ -79,6 +89,10 @@ class RandomSearch(_Listed):
 
     def ask(self, n: int) -> list[Config]:
         return self._take(self.order, n)
+
+    def plan(self) -> list[int]:
+        seen: set[int] = set()
+        return [i for i in self.order if not (i in seen or seen.add(i))]  # type: ignore[func-returns-value]
 
 
 def _neighbours(candidates: Sequence[Config]) -> list[list[int]]:
@@ -109,15 +123,18 @@ class ModelGuided(_Listed):
     name = "model"
 
     def __init__(self, candidates: Sequence[Config], problem: Problem, limits: DeviceLimits, chip: Any,
-                 priors: Sequence[Config] = (), first: int = 2, round_size: int = 4, elite: int = 2) -> None:
+                 priors: Sequence[Config] = (), first: int = 2, round_size: int = 4, elite: int = 2,
+                 ranker: Any = None, factors: np.ndarray | None = None) -> None:
         from accelsim.tune.costmodel import START, CostModel, one_hot
+        from accelsim.tune.ranker import predict_seconds
         from accelsim.tune.space import config_arrays
 
         super().__init__(candidates, priors)
         arrays = config_arrays(self.candidates)
         self.terms = CostModel(problem, limits, chip).terms(arrays)
-        self.factors = START.copy()
-        self.pred = self.terms.predict(self.factors)
+        self.factors = START.copy() if factors is None else np.asarray(factors, dtype=float)
+        self.pred, self.corr = predict_seconds(problem, limits, chip, arrays, ranker, self.factors)
+        self.learned = ranker is not None
         self.tile = [(c["BLOCK_SIZE_M"], c["BLOCK_SIZE_N"], c["BLOCK_SIZE_K"]) for c in self.candidates]
         self.x = one_hot(arrays, {k: sorted(set(arrays[k].tolist())) for k in CONFIG_KEYS})
         self.first, self.round_size, self.elite = first, round_size, elite
@@ -134,17 +151,21 @@ class ModelGuided(_Listed):
             return
         idx = np.array([i for i, _ in ok])
         measured = np.array([t for _, t in ok])
-        self.factors = fit_factors(self.terms.take(idx), measured, start=self.factors)
-        base = self.terms.predict(self.factors)
+        gain = np.exp(self.corr)
+        self.factors = fit_factors(self.terms.take(idx), measured / gain[idx], start=self.factors)
+        base = self.terms.predict(self.factors) * gain
         effects = fit_main_effects(self.x[idx], np.log(measured) - np.log(base[idx]))
         self.pred = base * np.exp(self.x @ effects)
         self._fitted_on = len(ok)
 
     def _ranked(self) -> list[int]:
-        """Unproposed candidates by prediction, best first, the first of each tile shape (BM, BN, BK)
-        ahead of the rest: the model cannot see GROUP_SIZE_M and barely sees warps and stages, so
-        its ties are broken toward trying different tiles rather than near-copies of one."""
+        """Unproposed candidates by prediction, best first. Without the learned correction, the
+        first of each tile shape (BM, BN, BK) goes ahead of the rest: the analytical model cannot
+        see GROUP_SIZE_M and barely sees warps and stages, so its ties are broken toward trying
+        different tiles rather than near-copies of one."""
         order = [int(i) for i in np.argsort(self.pred, kind="stable") if int(i) not in self.proposed]
+        if self.learned:
+            return order
         seen: set[tuple[int, int, int]] = set()
         head, tail = [], []
         for i in order:
@@ -185,6 +206,14 @@ class ModelGuided(_Listed):
         picks += [j for j in near_ranked if j not in picks][: self.round_size - len(picks)]
         picks += [i for i in ranked if i not in picks][: self.round_size - len(picks)]
         self.queue = picks
+
+    def plan(self) -> list[int]:
+        """The first round (priors, best predicted, level coverage), then the rest by prediction."""
+        if self.told or self.proposed:
+            raise RuntimeError("plan() describes a fresh strategy")
+        self._refill()
+        first, self.queue = list(self.queue), []
+        return first + [i for i in self._ranked() if i not in set(first)]
 
     def ask(self, n: int) -> list[Config]:
         out: list[Config] = []
@@ -265,9 +294,11 @@ class Bayes(_Listed):
 
 
 def make_strategy(name: str, candidates: Sequence[Config], *, problem: Problem, limits: DeviceLimits,
-                  chip: Any = None, priors: Sequence[Config] = (), seed: int = 0) -> Any:
-    """Build a strategy by name. ``chip`` (an accelsim.spec.Chip) is needed by "model" only.
-    Raises UserError for an unknown name or a missing optional dependency."""
+                  chip: Any = None, priors: Sequence[Config] = (), seed: int = 0, ranker: Any = "default") -> Any:
+    """Build a strategy by name. ``chip`` (an accelsim.spec.Chip) is needed by "model" only, and so
+    is ``ranker``: "default" = the fitted parameters in accelsim/tune/data/costmodel-params.json
+    (with the device generation's analytical factors), None = the analytical model alone, or a
+    `ranker.Ranker`. Raises UserError for an unknown name or a missing optional dependency."""
     if name == "exhaustive":
         return Exhaustive(candidates, priors)
     if name == "random":
@@ -275,7 +306,12 @@ def make_strategy(name: str, candidates: Sequence[Config], *, problem: Problem, 
     if name == "model":
         if chip is None:
             raise UserError(f"strategy 'model' needs chip peaks; no hwmodels/ chip for device '{limits.name}'")
-        return ModelGuided(candidates, problem, limits, chip, priors)
+        factors = None
+        if isinstance(ranker, str):
+            from accelsim.tune.ranker import load, load_factors
+
+            ranker, factors = load(), load_factors(limits.generation)
+        return ModelGuided(candidates, problem, limits, chip, priors, ranker=ranker, factors=factors)
     if name == "bayes":
         return Bayes(candidates, priors, seed=seed)
     raise UserError(f"unknown strategy '{name}' (valid: {', '.join(STRATEGIES)})")

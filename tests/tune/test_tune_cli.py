@@ -29,7 +29,8 @@ def test_replay_tuning_json_store_and_export(tmp_path, capsys) -> None:
         # default budget: 10% of the pruned space, at least 16
         assert s["configs_measured"] == s["configs_evaluated"] == max(16, -(-s["candidates"] // 10))
         assert s["best_time_s"] > 0 and set(s["best_config"]) >= {"BLOCK_SIZE_M", "num_stages"}
-        assert s["wall_s"] >= 0 and s["space_size"] == 1920
+        # a replay's space is what it recorded for this batch size (it can answer nothing else)
+        assert s["wall_s"] >= 0 and s["space_size"] >= s["candidates"] > 0
     export = Path(out["export"])
     assert export.name == "E=8,N=7168,device_name=synthetic-h100.json"
     assert json.loads(export.read_text())["1024"] == first[1024]["best_config"]
@@ -66,7 +67,7 @@ def test_cpu_without_replay_runs_only_the_gate_and_says_so(capsys) -> None:
     (["--budget", "fast"], "--budget"),
     (["--replay", "/no/such/file.csv"], "does not exist"),
     (["--workers", "0"], "--workers"),
-    (["--intermediate", "0"], "--intermediate must be a positive integer"),
+    (["--intermediate", "0"], "--intermediate"),
 ])
 def test_bad_input_is_one_line_and_exit_2(extra: list[str], match: str, capsys) -> None:
     args = ["tune", *MIXTRAL, *extra]
@@ -87,14 +88,22 @@ def test_prior_for_another_shape_is_rejected(tmp_path, capsys) -> None:
     prior = tmp_path / "E=16,N=7168,device_name=x.json"
     prior.write_text(json.dumps({"1": dict(BLOCK_SIZE_M=16, BLOCK_SIZE_N=64, BLOCK_SIZE_K=64, GROUP_SIZE_M=1,
                                            num_warps=4, num_stages=3)}))
-    assert main(["tune", *MIXTRAL, "--replay", str(DATA), "--prior", str(prior)]) == 2
+    assert main(["tune", *MIXTRAL, "--batch-sizes", "1", "--replay", str(DATA), "--prior", str(prior)]) == 2
     assert "is for E=16" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv", [["tune", *MIXTRAL[:-2]], ["tune", *MIXTRAL, "--strategy", "annealing"],
+@pytest.mark.parametrize("argv", [["tune", *MIXTRAL, "--strategy", "annealing"],
                                   ["tune", "--experts", "eight", *MIXTRAL[2:]]])
 def test_usage_errors_exit_2_with_one_line(argv: list[str], capsys) -> None:
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    assert exc.value.code == 2
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse's own exit, when the CLI lets it through
+        code = exc.code
+    assert code == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_missing_shape_flag_is_one_line_exit_2(capsys) -> None:
+    assert main(["tune", *MIXTRAL[:-2]]) == 2  # shape flags are optional for --check-configs only
+    err = capsys.readouterr().err
+    assert "--top-k is required" in err and err.count("\n") == 1

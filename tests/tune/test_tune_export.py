@@ -58,7 +58,7 @@ def test_import_of_a_vllm_file_with_rocm_keys_and_priors_order(tmp_path) -> None
 
 
 @pytest.mark.parametrize("name, content, match", [
-    ("E=8,N=1,device=x.json", "{}", "not a vLLM MoE config file name"),
+    ("E=8,N=1,device=x.json", "{}", "not a fused-MoE config file name"),
     ("E=8,N=1,device_name=x.json", "[1, 2]", "JSON object"),
     ("E=8,N=1,device_name=x.json", '{"one": {}}', "batch size"),
     ("E=8,N=1,device_name=x.json", '{"1": {"BLOCK_SIZE_M": 16}}', "lacks"),

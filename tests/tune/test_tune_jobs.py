@@ -20,7 +20,7 @@ DATA = REPO / "accelsim" / "tune" / "data" / "synthetic-h100_mixtral-tp2.csv"
 def _jobs(db: Path) -> list[Job]:
     spec = DeviceSpec("replay", str(DATA))
     return [Job(Problem(8, 4096, 7168, 2, "bf16", m), "model", spec, Budget(evaluations=20), 0, str(db))
-            for m in (1, 64, 1024)]
+            for m in (1, 128, 1024)]
 
 
 @pytest.fixture(scope="module")

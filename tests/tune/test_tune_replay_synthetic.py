@@ -28,7 +28,7 @@ def test_shipped_replay_file_is_labelled_synthetic_and_regenerates_identically(t
     assert all(r["device"] == DEVICE == "synthetic-h100" and r["device_kind"] == "synthetic" for r in rows)
     assert all(r["torch_version"] == r["driver"] == "" for r in rows)  # nothing was measured
     regenerated = tmp_path / "again.csv"
-    write_replay(regenerated, ["mixtral-tp2"], [1, 16, 64, 256, 1024, 4096])
+    write_replay(regenerated, ["mixtral-tp2"], [1, 16, 128, 256, 1024, 4096])
     assert regenerated.read_bytes() == DATA.read_bytes()
 
 
@@ -63,7 +63,9 @@ def test_no_synthetic_time_beats_the_roofline(problem: Problem) -> None:
     peak = 1978.9e12 if problem.dtype == "fp8" else 989.4e12
     bound = max(flops / peak, nbytes / 3.35e12)
     ok = np.array(status) == "ok"
-    assert ok.sum() > 0.9 * len(configs)
+    # pruning keeps configs whose num_stages buffers overflow shared memory (shipped winners show
+    # Triton runs them); the synthetic device fails them, so fewer than all kept configs run
+    assert ok.sum() > 0.5 * len(configs)
     assert np.nanmin(times[ok]) >= bound
     assert np.nanmin(times[ok]) < 5 * bound  # and not absurdly far from it for the best config
 
