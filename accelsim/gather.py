@@ -45,8 +45,10 @@ _HBM_GRANULE = 64.0
 
 
 def _gpu(sms: int, reason: str) -> GatherParams:
-    # an embedding kernel keeps about one row per resident warp in flight; 64 rows per SM (e.g. 32
-    # resident warps x 2 rows unrolled) and one warp-wide 16-B-per-lane load (512 B) per request.
+    # an embedding kernel loads one row with a whole warp (FBGEMM's TBE did so for every dim: "all 32
+    # threads in a warp load 1 embedding vector", pytorch/FBGEMM PR #1197, whose sub-warp groups for
+    # dim <= 32 gained 10-30%); about one row per resident warp is in flight: 64 rows per SM (e.g.
+    # 32 resident warps x 2 rows unrolled), one warp-wide 16-B-per-lane load (512 B) per request.
     return GatherParams(_HBM_LATENCY_S, sms * 64.0, 512.0, _HBM_GRANULE, reason)
 
 

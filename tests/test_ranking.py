@@ -4,6 +4,7 @@ conservation, the replica/sharded flip at the capacity edge, and queries <-> pai
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -182,3 +183,25 @@ def test_dlrm_v2_as_submitted():
     assert (m.num_tables, m.lookups_per_sample, m.embedding_dim) == (26, 214, 128)
     assert m.candidates_per_query == 270 and m.embedding_dtype == "int8"
     assert "inference.access_zipf_alpha" in m.assumptions
+
+
+def test_placement_flag_in_predict_plan_and_simulate(capsys):
+    from accelsim.cli import main
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        code = main(list(argv))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    code, out, _ = run("predict", "--hw", "h100-sxm", "--model", "dlrm-v2", "--chips", "4", "--placement",
+                       "table_wise", "--fidelity", "analytical", "--json")
+    d = json.loads(out)
+    assert code == 0 and (d["placement"], d["shards"]) == ("table_wise", 4)
+    code, out, _ = run("plan", "--hw", "h100-sxm", "--model", "dlrm-v2", "--demand-samples-per-s", "1e9",
+                       "--placement", "row_wise", "--fidelity", "analytical", "--json")
+    assert code == 0 and json.loads(out)["replica"]["placement"] == "row_wise"
+    code, out, _ = run("simulate", "--hw", "h100-sxm", "--model", "dlrm-v2", "--chips", "2", "--duration", "1",
+                       "--arrival-rate", "50", "--placement", "column_wise", "--fidelity", "analytical", "--json")
+    assert code == 0 and json.loads(out)["groups"][0]["placement"] == "column_wise"
+    code, _, err = run("predict", "--hw", "h100-sxm", "--model", "dlrm-v2", "--chips", "2", "--placement", "diagonal")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "placement" in err
