@@ -200,7 +200,8 @@ def read(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
         out = []
         for i, r in enumerate(reader, start=2):
             if None in r or None in r.values():
-                raise UserError(f"{p.name}: line {i}: {len(r) - (None in r)} fields, expected {len(FIELDS)} "
+                have = sum(v is not None for k, v in r.items() if k is not None) + len(r.get(None) or ())
+                raise UserError(f"{p.name}: line {i}: {have} fields, expected {len(FIELDS)} "
                                 "(a truncated or malformed row)")
             r.update(check(r, f"{p.name}: line {i}"))
             out.append(r)

@@ -67,7 +67,7 @@ def attempt(argv: list[str], root: Path, limit_s: int = TIME_LIMIT_S) -> Verdict
         code = exc.code if isinstance(exc.code, int) else 1
     except _Hang:
         problem = f"hung (> {limit_s} s)"
-    except BaseException as exc:  # noqa: BLE001 - a traceback is exactly what we look for
+    except BaseException as exc:
         problem = f"traceback: {type(exc).__name__}: {str(exc)[:200]}"
     finally:
         signal.alarm(0)
@@ -117,7 +117,7 @@ def hostile_files(root: Path) -> dict[str, str]:
     put("trace_huge", "huge.csv", "arrival_s,input_len,output_len\n0,100000000000000,100\n")
     put("bad_toml", "bad.toml", "name = [\n")
     put("nan_toml", "nanval.toml", "name = nan\n")
-    put("failures_nan", "failnan.toml", "[rates]\ngpu = nan\n")
+    put("failures_nan", "failnan.toml", "[chip]\nrate_per_chip_hour = nan\nrepair_s = 60\n")
     put("cluster_latin1", "cluster.toml", b"[[llm]]\nhw = \"h\xe9\"\n")
     put("bad_runner", "runner.toml", 'title = "x"\nrunner = "os:getcwd"\n')
     put("exec_runner", "exec.toml", 'title = "x"\nrunner = "accelsim.cli:main"\n')

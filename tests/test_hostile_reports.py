@@ -34,7 +34,8 @@ def _assert_inert(page: str) -> None:
 @pytest.fixture(scope="module")
 def planted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     d = tmp_path_factory.mktemp("planted")
-    chip = _planted((ROOT / "hwmodels" / "mtia-450.toml").read_text(encoding="utf-8"), "display_name", d / "mtia-450.toml")
+    chip = _planted((ROOT / "hwmodels" / "mtia-450.toml").read_text(encoding="utf-8"), "display_name",
+                    d / "mtia-450.toml")
     llm = _planted((ROOT / "workloads" / "llama4-scout.toml").read_text(encoding="utf-8"), "display_name",
                    d / "llama4-scout.toml")
     rk = _planted((ROOT / "workloads" / "dlrm-v2.toml").read_text(encoding="utf-8"), "display_name",
@@ -51,6 +52,7 @@ def test_markdown_shows_raw_html_as_text() -> None:
     assert "&lt;script&gt;" in page and 'href="javascript:' not in page
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("study,params", [
     ("roadmap:run", {"chips": ["{chip}", "h100-sxm"], "models": ["{llm}", "{ranking}"], "baseline": "h100-sxm",
                      "max_ttft": 2.0, "max_tpot": 0.05, "max_latency": 0.06, "dtype_llm": "fp8",

@@ -17,6 +17,7 @@ import numpy as np
 
 from accelsim.errors import UserError
 from accelsim.serve.config import Traffic
+from accelsim.validate import MAX_TOKENS
 
 _CHUNK = 65536
 TRACE_FIELDS = ("arrival_s", "input_len", "output_len")
@@ -110,8 +111,9 @@ def read_trace(path: str) -> Stream:
             if not (math.isfinite(a) and a >= last):
                 raise UserError(f"--trace '{path}' line {line}: arrival_s {a} must be finite, >= 0 and "
                                 f"not before the previous row ({last})")
-            if i < 1 or o < 1:
-                raise UserError(f"--trace '{path}' line {line}: input_len and output_len must be >= 1, got {i}, {o}")
+            if not (1 <= i <= MAX_TOKENS and 1 <= o <= MAX_TOKENS):
+                raise UserError(f"--trace '{path}' line {line}: input_len and output_len must be in [1, "
+                                f"{MAX_TOKENS:,}], got {i}, {o}")
             last = a
             arr.append(a)
             inp.append(i)
