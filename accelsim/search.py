@@ -83,6 +83,8 @@ class Query:
         checks = [("--batch", self.batch)]
         if isinstance(self.model, LLM):
             checks += [("--input-len", self.input_len), ("--output-len", self.output_len)]
+            if self.placement is not None:
+                raise UserError(f"--placement places ranking tables; {self.model.name} is an LLM (use --tp/--ep/--pp)")
         for name, v in checks:
             if v is not None and v < 1:
                 raise UserError(f"{name} must be >= 1, got {v}")

@@ -205,3 +205,5 @@ def test_placement_flag_in_predict_plan_and_simulate(capsys):
     assert code == 0 and json.loads(out)["groups"][0]["placement"] == "column_wise"
     code, _, err = run("predict", "--hw", "h100-sxm", "--model", "dlrm-v2", "--chips", "2", "--placement", "diagonal")
     assert code == 2 and len(err.strip().splitlines()) == 1 and "placement" in err
+    code, _, err = run("predict", "--hw", "h100-sxm", "--model", "llama3-8b", "--chips", "1", "--placement", "row_wise")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "ranking" in err
