@@ -4,19 +4,22 @@
     a = min(1, W_BUSY + W_COMPUTE * u_compute + W_MEMORY * u_memory)
 
 `idle` is the chip's static floor with no work (`idle_w` in its hwmodels file: what a replica draws
-between requests in `accelsim.serve`). A chip that is serving stays clocked up between its steps:
-W_FLOOR of (TDP - idle) above idle. `duty` is the share of wall time the chip runs kernels (a
-serving step's GPU time over the step's wall time: the engine's host work between steps leaves the
-chip at the serving floor). While busy, u_compute and u_memory are the fractions of peak FLOP/s and
-of peak bandwidth the kernels use on average; W_BUSY is what a busy chip draws beyond the floor
-with no traffic (SMs resident, launch gaps and collective waits). `duty = 0` with W_FLOOR = 0 (the
-default of `activity` callers that pass no duty) is a chip that is not serving.
+between requests in `accelsim.serve`). A chip that is serving stays clocked up between its kernels:
+W_FLOOR of (TDP - idle) above idle. `duty` is the share of wall time the chip spends in working
+kernels (`predict.llm_metrics`: the operators' compute- and memory-bound time plus per-sequence
+kernels, over the step's wall time); kernel-launch gaps, collective waits and the engine's host
+time between steps draw the floor. While working, u_compute and u_memory are the fractions of peak
+FLOP/s and of peak bandwidth used on average; W_BUSY is what a working chip draws beyond the floor
+with no traffic (SMs and clocks active). `w_floor=0, duty=0` is a chip with nothing to do.
 
 The four weights are fitted on measured serving runs (ML.ENERGY v3.0: vLLM 0.11.1 on H100 SXM,
-per-GPU NVML power of dense and MoE models from 1 to 8 GPUs; `accelsim.calibrate.serving`, run by
-benchmarks/bench_power.py, which reports the held-out error per model). They are chip-independent
-fractions of (TDP - idle): other chips carry them with their own idle, TDP, peaks and bandwidth.
-Measured: memory traffic costs about as much power per unit of utilisation as compute.
+per-GPU NVML power of 243 runs of 14 dense and MoE models on 1 to 8 GPUs; `accelsim.calibrate.serving`,
+run by benchmarks/bench_power.py, which reports the error of each model predicted by weights fitted
+without it: median 11%, dense 6%, MoE 15%). They are chip-independent fractions of (TDP - idle):
+other chips carry them with their own idle, TDP, peaks and bandwidth. What the fit says: a working
+chip draws about half of (TDP - idle) before any traffic; memory-bound decode (u_memory ~0.6-0.8,
+u_compute ~0.05) then adds about as much through bandwidth as through its little compute, and
+compute-bound work (u_compute > 0.35) reaches TDP.
 
 Beyond the chip (for `accelsim.plan`): a power cap as lowered clocks (`capped_chip`), the server
 slot (chip + host overhead per chip) and the facility (IT load x PUE).
@@ -32,11 +35,11 @@ from numpy.typing import ArrayLike
 if TYPE_CHECKING:
     from accelsim.spec.chip import Chip
 
-# Fitted (see the module docstring; benchmarks/results/power_fit.csv has the fit and its held-out errors).
-W_FLOOR = 0.388
-W_BUSY = 0.0
-W_COMPUTE = 2.34
-W_MEMORY = 0.637
+# Fitted (module docstring; benchmarks/results/power_summary.csv has the fit and its held-out errors).
+W_FLOOR = 0.144
+W_BUSY = 0.527
+W_COMPUTE = 1.293
+W_MEMORY = 0.236
 
 
 def activity(u_compute: ArrayLike, u_memory: ArrayLike, *, w_busy: float = W_BUSY, w_compute: float = W_COMPUTE,

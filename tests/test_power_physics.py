@@ -84,3 +84,38 @@ def test_measured_vllm_runs_regression(model, gpus, batch):
         assert err < tol, f"{key}: predicted {pred[key]:.4g}, measured {getattr(run, key):.4g} ({err:.0f}%)"
     assert 0 < pred["duty"] <= 1
     assert np.isfinite(pred["tokens_per_s"])
+
+
+@pytest.mark.skipif(not DATA.exists(), reason="measured runs not present")
+def test_step_is_linear_in_the_fitted_time_constants():
+    # the fit relies on it: a run's mean step at any overheads = the zero-overhead step + slopes . x
+    from dataclasses import replace
+
+    from accelsim.calibrate.serving import features, load_runs, replay
+
+    runs, _ = load_runs(DATA)
+    some = [r for r in runs if round(r.batch) in (8, 256)][:6]
+    stack = load_stack("vllm")
+    f = features(some, stack)
+    x = np.array([stack.kernel_overhead_s, stack.link_latency_s, stack.host_step_s, stack.seq_step_s])
+    direct = np.array([replay(r, stack)["step_s"] for r in some])
+    assert direct == pytest.approx(f.step0 + f.step_slope @ x, rel=1e-9)
+    assert np.all(f.step_slope >= 0)  # every overhead only adds time
+    z = replace(stack, **{k: 0.0 for k in ("kernel_overhead_s", "link_latency_s", "host_step_s", "seq_step_s")})
+    assert [replay(r, z)["step_s"] for r in some] == pytest.approx(f.step0, rel=1e-12)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not DATA.exists(), reason="measured runs not present")
+def test_shipped_vllm_stack_and_power_weights_are_the_all_runs_fit():
+    from accelsim import power
+    from accelsim.calibrate.serving import features, fit, load_runs
+
+    runs, _ = load_runs(DATA)
+    stack = load_stack("vllm")
+    h100 = load_chip("h100-sxm")
+    feats = {(stack.compute_eff, stack.memory_eff): features(runs, stack)}
+    f = fit(runs, feats, np.arange(len(runs)), h100.idle_w, h100.tdp_w)
+    for k, v in f.time.items():
+        assert getattr(stack, k) == pytest.approx(v, rel=0.01, abs=1e-8), k
+    assert (power.W_FLOOR, power.W_BUSY, power.W_COMPUTE, power.W_MEMORY) == pytest.approx(f.power, rel=0.01, abs=2e-3)

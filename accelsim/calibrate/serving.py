@@ -57,7 +57,7 @@ MODELS = {
 INPUT_LEN = {"lm-arena-chat": 400, "gpqa": 400, "sourcegraph-fim": 1000}
 PRECISION = {"bfloat16": "bf16", "fp8": "fp8", "mxfp4": "mxfp4"}
 # (compute_eff, memory_eff) grid of the step-time fit
-GRID = [(c, m) for c in (0.5, 0.6, 0.7) for m in (0.75, 0.8, 0.85)]
+GRID = [(c, m) for c in (0.6, 0.7, 0.75) for m in (0.8, 0.85, 0.9)]
 
 
 @dataclass(frozen=True)
