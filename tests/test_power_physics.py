@@ -119,3 +119,26 @@ def test_shipped_vllm_stack_and_power_weights_are_the_all_runs_fit():
     for k, v in f.time.items():
         assert getattr(stack, k) == pytest.approx(v, rel=0.01, abs=1e-8), k
     assert (power.W_FLOOR, power.W_BUSY, power.W_COMPUTE, power.W_MEMORY) == pytest.approx(f.power, rel=0.01, abs=2e-3)
+
+
+@pytest.mark.parametrize("argv", [
+    ["predict", "--hw", "h100-sxm", "--model", "gpt-oss-20b", "--chips", "1", "--dtype", "mxfp4", "--batch", "32",
+     "--input-len", "400", "--output-len", "2000", "--stack", "vllm", "--json"],
+    ["simulate", "--hw", "h100-sxm", "--model", "qwen3-8b", "--chips", "1", "--arrival-rate", "2",
+     "--duration", "20", "--input-len", "300", "--output-len", "100", "--stack", "vllm", "--json"],
+])
+def test_stack_vllm_on_the_cli_reports_energy_with_fidelity(capsys, argv):
+    import json
+
+    from accelsim.cli import main
+
+    assert main(argv) == 0
+    d = json.loads(capsys.readouterr().out)
+    e = d["energy"]
+    assert e["facility_power_w"] > e["gpu_power_w"] > 0
+    assert e["facility_joules_per_token"] > e["joules_per_token"] > 0
+    assert set(e["fidelity"]) == {"gpu_power_w", "joules_per_token", "facility_power_w"}
+    if argv[0] == "predict":
+        assert d["batch"] == 32 and d["dtype"] == "mxfp4"
+    else:  # a lightly loaded replica idles between requests: its mean power sits near idle
+        assert 70 <= e["gpu_power_w_per_chip"] < 0.75 * 700
