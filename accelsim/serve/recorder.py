@@ -11,12 +11,15 @@ from __future__ import annotations
 import csv
 import math
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
-from accelsim.io import atomic_open, write_csv
+from accelsim.io import atomic_open
 from accelsim.serve.workload import Stream
+
+TIMESERIES_FIELDS = ("t_s", "power_w", "tokens_per_s", "requests_in_system", "chips_up")
 
 
 class Level:
@@ -192,12 +195,13 @@ class Recorder:
             })
         return out
 
-    def timeseries(self) -> list[dict[str, float]]:
+    def timeseries(self) -> Iterator[dict[str, float]]:
+        """One row per bin (keys TIMESERIES_FIELDS), generated: a million bins never exist as dicts at once."""
         b = self.bin_s
-        return [{"t_s": i * b, "power_w": self.idle_w_total + e / b, "tokens_per_s": k / b,
+        return ({"t_s": i * b, "power_w": self.idle_w_total + e / b, "tokens_per_s": k / b,
                  "requests_in_system": q / b, "chips_up": u / b}
                 for i, (e, k, q, u) in enumerate(zip(self.excess_j, self.tokens, self.in_system.bins,
-                                                     self.chips_up.bins))]
+                                                     self.chips_up.bins)))
 
     def write(self, out_dir: str | os.PathLike[str]) -> list[str]:
         """requests.csv (one row per LLM request) and timeseries.csv, each written atomically."""
@@ -214,7 +218,10 @@ class Recorder:
             for lo in range(0, len(s), 65536):  # in chunks: a million rows never exist as lists at once
                 w.writerows(zip(*(np.asarray(c[lo:lo + 65536]).tolist() for c in cols.values())))
         ts_path = os.path.join(out_dir, "timeseries.csv")
-        write_csv(ts_path, self.timeseries())
+        with atomic_open(ts_path, "w", newline="", encoding="utf-8") as fh:
+            ts = csv.DictWriter(fh, fieldnames=TIMESERIES_FIELDS)
+            ts.writeheader()
+            ts.writerows(self.timeseries())
         return [req_path, ts_path]
 
 

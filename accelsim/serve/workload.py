@@ -112,8 +112,8 @@ def read_trace(path: str) -> Stream:
                 raise UserError(f"--trace '{path}' line {line}: arrival_s {a} must be finite, >= 0 and "
                                 f"not before the previous row ({last})")
             if not (1 <= i <= MAX_TOKENS and 1 <= o <= MAX_TOKENS):
-                raise UserError(f"--trace '{path}' line {line}: input_len and output_len must be in [1, "
-                                f"{MAX_TOKENS:,}], got {i}, {o}")
+                raise UserError(f"--trace '{path}' line {line}: input_len and output_len must be >= 1 and <= "
+                                f"{MAX_TOKENS:,}, got {i}, {o}")
             last = a
             arr.append(a)
             inp.append(i)
