@@ -68,7 +68,7 @@ def add_parallelism(p: argparse.ArgumentParser, *, chips: bool = False, chips_re
     add_placement(g)
 
 
-PLACEMENTS = ("auto", "replicated", "table_wise", "row_wise", "column_wise")
+PLACEMENTS = ("auto", "replicated", "table_wise", "row_wise", "column_wise", "hybrid")
 
 
 def add_placement(g: Any) -> None:

@@ -15,6 +15,8 @@ all-to-all (row-wise: a reduce-scatter of partial sums):
                sends partial sums of every table for every pair of the global batch.
   column_wise  every table split into `shards` column blocks; every chip does every lookup with
                rows `shards` times narrower (which wastes DRAM granules).
+  hybrid       per table: a table with more than a chip's fair share (1/shards) of the lookups or
+               bytes is split row-wise over every chip, the others are packed table-wise.
 The planner (`plan`) keeps replicas when the tables fit on one chip, and otherwise picks the
 scheme with the least busiest-chip time (gather + collective) among those that fit.
 
@@ -48,9 +50,10 @@ class Placement(StrEnum):
     TABLE_WISE = "table_wise"
     ROW_WISE = "row_wise"
     COLUMN_WISE = "column_wise"
+    HYBRID = "hybrid"  # per table, as TorchRec's planner mixes: heavy tables row-wise, the rest table-wise
 
 
-SHARDED = (Placement.TABLE_WISE, Placement.ROW_WISE, Placement.COLUMN_WISE)
+SHARDED = (Placement.TABLE_WISE, Placement.ROW_WISE, Placement.COLUMN_WISE, Placement.HYBRID)
 
 
 def parse_placement(name: str | None) -> Placement | None:
@@ -205,6 +208,34 @@ def _table_wise(model: Ranking, shards: int, tb: np.ndarray) -> ShardPlan:
                      float(mine.sum()) * model.embedding_dim)
 
 
+def heavy_tables(lookups: np.ndarray, tbytes: np.ndarray, shards: int) -> np.ndarray:
+    """Tables a hybrid placement splits row-wise: more than 1/shards of the lookups or of the bytes."""
+    return (lookups > lookups.sum() / shards) | (tbytes > tbytes.sum() / shards)
+
+
+def _hybrid(model: Ranking, shards: int, tb: np.ndarray) -> ShardPlan:
+    lk = np.asarray(model.lookups_per_table, dtype=np.float64)
+    rows = np.asarray(model.table_rows, dtype=np.float64)
+    heavy = heavy_tables(lk, tb, shards)
+    if heavy.all() or not heavy.any():
+        raise UserError(f"a hybrid placement of {model.name} over {shards} chips would be all row-wise or all "
+                        "table-wise")
+    light = ~heavy
+    if shards > int(light.sum()):
+        raise UserError(f"hybrid placement packs {int(light.sum())} light tables whole: they cannot fill "
+                        f"{shards} chips")
+    owner = table_wise_owners(lk[light], tb[light], shards)
+    load = np.bincount(owner, weights=lk[light], minlength=shards) + lk[heavy].sum() / shards
+    held = np.bincount(owner, weights=tb[light], minlength=shards) + tb[heavy].sum() / shards
+    busy = int(np.lexsort((held, load))[-1])
+    mine = owner == busy
+    pooled = float(heavy.sum() + mine.sum())  # partial sums of every heavy table, own light tables pooled
+    return ShardPlan(Placement.HYBRID, shards, float(load[busy]), pooled, model.embedding_dim,
+                     tuple(rows[heavy] / shards) + tuple(rows[light][mine]),
+                     tuple(lk[heavy] / shards) + tuple(lk[light][mine]), float(held.max()), float(tb.sum()),
+                     pooled * model.embedding_dim)
+
+
 def plan_for(model: Ranking, shards: int, placement: Placement, elem_bytes: float) -> ShardPlan:
     """The layout of `placement` over `shards` chips (shards = 1 is always replicated)."""
     tb = table_bytes(model, elem_bytes)
@@ -220,6 +251,8 @@ def plan_for(model: Ranking, shards: int, placement: Placement, elem_bytes: floa
         if shards > t:
             raise UserError(f"table-wise placement puts whole tables on chips: {t} tables cannot fill {shards} chips")
         return _table_wise(model, shards, tb)
+    if placement == Placement.HYBRID:
+        return _hybrid(model, shards, tb)
     if placement == Placement.ROW_WISE:
         return ShardPlan(Placement.ROW_WISE, shards, float(lk.sum()) / shards, t, e, tuple(rows / shards),
                          tuple(lk / shards), float(tb.sum()) / shards, float(tb.sum()), float(t * e))

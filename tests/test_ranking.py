@@ -117,6 +117,18 @@ def test_sharding_conserves_rows_and_bytes(placement):
     plan = R.plan_for(model, n, placement, elem)
     total = float(R.table_bytes(model, elem).sum())
     assert plan.total_bytes == pytest.approx(total)
+    if placement == R.Placement.HYBRID:  # heavy tables row-wise on every chip, the rest whole on one
+        tb = R.table_bytes(model, elem)
+        lk = np.asarray(model.lookups_per_table, float)
+        heavy = R.heavy_tables(lk, tb, n)
+        assert heavy.any() and not heavy.all()
+        owner = R.table_wise_owners(lk[~heavy], tb[~heavy], n)
+        held = np.bincount(owner, weights=tb[~heavy], minlength=n) + tb[heavy].sum() / n
+        lookups = np.bincount(owner, weights=lk[~heavy], minlength=n) + lk[heavy].sum() / n
+        assert held.sum() == pytest.approx(total) and plan.held_bytes == pytest.approx(held.max())
+        assert lookups.sum() == pytest.approx(model.lookups_per_sample) and plan.lookups == pytest.approx(lookups.max())
+        assert sum(plan.local_rows) <= sum(model.table_rows)
+        return
     if placement == R.Placement.TABLE_WISE:
         tb = R.table_bytes(model, elem)
         owner = R.table_wise_owners(model.lookups_per_table, tb, n)
