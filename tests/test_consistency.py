@@ -1,16 +1,17 @@
-"""One answer per question: `predict`, `plan`, `compare`, the study grid and the dashboard pick the
-same layout, batch and throughput per chip, to the last digit, because they all call
-`accelsim.search` (no mirrors to keep in step)."""
+"""One answer per question: `predict`, `plan`, the study grid and the dashboard (its controls and
+the figure its callback draws) pick the same layout, batch and throughput per chip, to the last
+digit, because they all call `accelsim.search` (no mirrors to keep in step)."""
 
 from __future__ import annotations
 
 import pytest
 
+from accelsim.dashboard import figures
 from accelsim.dashboard.controls import Controls, predict_for
 from accelsim.errors import UserError
 from accelsim.plan.planner import plan
 from accelsim.predict import predict
-from accelsim.search import default_dtype
+from accelsim.search import default_dtype, describe
 from accelsim.spec import load_chip, load_model
 from accelsim.stacks import load_stack
 from accelsim.study.common import Params
@@ -23,6 +24,15 @@ SLOS = [{}, {"max_ttft": 2.0, "max_tpot": 0.05, "max_latency": 0.02}]
 # and plan's one-replica search see the same candidates
 PREDICT_CHIPS = 64
 EFF = load_stack()
+
+
+def _bar(fig, row):
+    """(value, hover data) of the per-chip bar in row `row` of the generations figure."""
+    for t in fig.data:
+        if t.type == "bar" and t.xaxis == "x" and row in t.y:
+            i = list(t.y).index(row)
+            return t.x[i], t.customdata[i]
+    raise AssertionError(f"no bar {row}")
 
 
 def _study(slo):
@@ -59,6 +69,9 @@ def test_predict_plan_study_and_dashboard_agree(slo):
                 c = Controls(chip=name, model=model_name, dtype=default_dtype(model))
                 d = predict_for(c)
                 assert (d.layout, d.batch, d.rate_per_chip, d.power_w) == (p.layout, p.batch, rate, p.power_w)
+                # what the page's callback draws: the what-if bar of the generations panel
+                value, custom = _bar(figures.generations_figure(c), figures.WHAT_IF_ROW)
+                assert (value, custom[0], custom[1]) == (rate, describe(p.layout), p.batch)
             checked += 1
     assert checked >= 10
 
@@ -70,3 +83,20 @@ def test_mtia_450_maverick_one_point_everywhere():
     pl = plan(chip, model, site_power_w=1e9, eff=EFF, dtype="fp8")
     assert pl["per_chip_tokens_per_s"] == d.rate_per_chip
     assert (pl["replica"]["tp"], pl["replica"]["ep"]) == (d.tp, d.ep)
+
+
+@pytest.mark.parametrize("model_name", ["llama4-maverick", "dlrm-v2"])
+def test_compare_is_the_same_search(model_name, capsys):
+    import json
+
+    from accelsim.cli import main
+
+    code = main(["compare", "--hw", ",".join(CHIPS), "--model", model_name, "--max-tpot", "0.05",
+                 "--fidelity", "analytical", "--json"])
+    rows = json.loads(capsys.readouterr().out)
+    assert code == 0 and [r["hw"] for r in rows] == CHIPS
+    model = load_model(model_name)
+    u = "samples" if model.kind == "ranking" else "tokens"
+    for name, row in zip(CHIPS, rows):
+        p = predict(load_chip(name), model, chips=PREDICT_CHIPS, eff=EFF, max_tpot=0.05)
+        assert row[f"per_chip_{u}_per_s"] == p.rate_per_chip and row["batch"] == p.batch
