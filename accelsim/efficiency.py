@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from accelsim.errors import UserError
+from accelsim.spec.chip import WHAT_IF_KEYS
 from accelsim.validate import check_range
 
 MAX_WHAT_IF = 1000.0  # a what-if scales a chip value by 1/1000 to 1000x (three orders of magnitude)
@@ -16,8 +17,8 @@ def parse_what_if(text: str | None) -> dict[str, float]:
     out: dict[str, float] = {}
     for part in filter(None, (text or "").split(",")):
         key, sep, val = part.partition("=")
-        if not sep or key.strip() not in ("mem_bw", "flops", "capacity", "tdp"):
-            raise UserError(f"--what-if '{part}' must be KEY=FACTOR with KEY one of mem_bw, flops, capacity, tdp")
+        if not sep or key.strip() not in WHAT_IF_KEYS:
+            raise UserError(f"--what-if '{part}' must be KEY=FACTOR with KEY one of {', '.join(WHAT_IF_KEYS)}")
         try:
             factor = float(val)
         except ValueError:
