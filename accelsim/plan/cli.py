@@ -20,7 +20,8 @@ def register(sub: Any) -> None:
     goal.add_argument("--site-power-w", type=V.number(hi=V.MAX_POWER_W),
                       help="facility power budget, W (e.g. 1e9 for 1 GW)")
     goal.add_argument("--demand-tokens-per-s", type=V.number(hi=1e12), help="LLM demand, output tokens/s")
-    goal.add_argument("--demand-samples-per-s", type=V.number(hi=1e12), help="ranking demand, samples/s")
+    goal.add_argument("--demand-samples-per-s", type=V.number(hi=1e12),
+                      help="ranking demand in samples/s: user-item pairs (a query carries candidates_per_query)")
     goal.add_argument("--demand-requests-per-s", type=V.number(hi=1e12),
                       help="LLM demand, requests/s (x --output-len output tokens each)")
     add_mode_args(p)

@@ -39,7 +39,7 @@ def _workloads(p: Params) -> list[dict[str, Any]]:
         {"name": "prefill", "model": llm, "kw": {"input_len": p.int("prefill_len"), "output_len": 1,
                                                  "max_ttft": ttft}, "metric": "prompt tokens/s per chip"},
         {"name": "ranking", "model": ranking, "kw": {"max_latency": p.opt_num("max_latency")},
-         "metric": "samples/s per chip"},
+         "metric": "user-item pairs/s per chip"},
     ]
 
 
