@@ -28,7 +28,7 @@ import numpy as np
 
 from accelsim import ops as O
 from accelsim.errors import UserError
-from accelsim.graph import Parallel, Precision, llm_ops
+from accelsim.graph import Parallel, Precision, llm_ops, sampler_ops
 from accelsim.memory import kv_bytes_per_seq, plan_llm
 from accelsim.modes import PLAIN, Modes, decode_step, prefill_shape, vision_cost
 from accelsim.perf import Cost, Efficiency, HwVec, cost
@@ -84,10 +84,12 @@ class Pool:
         return self.replicas * self.stage.rate_req_s
 
     def power_w(self, duty: float) -> float:
-        """Average power per chip when busy a `duty` share of the time (idle chips left over too)."""
-        busy = self.replicas * self.stage.layout.chips
-        return (busy * (self.chip.idle_w + (self.stage.busy_power_w - self.chip.idle_w) * duty)
-                + (self.chips - busy) * self.chip.idle_w) / self.chips
+        """Average power per chip when busy a `duty` share of the time; a waiting chip (and one left
+        over by the layout) draws the serving floor (`power.chip_power_w` at zero duty)."""
+        c = self.chip
+        floor = float(chip_power_w(c.idle_w, c.tdp_w, 0.0, 0.0, 0.0))
+        used = self.replicas * self.stage.layout.chips
+        return (used * (floor + (self.stage.busy_power_w - floor) * duty) + (self.chips - used) * floor) / self.chips
 
 
 @dataclass(frozen=True)
@@ -171,9 +173,14 @@ class DisaggPrediction:
 
 
 # ---- the stages -------------------------------------------------------------------------------------
-def _power(c: Cost, hw: HwVec, dtype: str) -> float:
-    u_c, u_m = c.utilisation(hw, dtype)
-    return float(np.ravel(chip_power_w(hw.idle_w, hw.tdp_w, u_c, u_m))[0])
+def _power(c: Cost, hw: HwVec, dtype: str, wall_s: Any = None) -> np.ndarray:
+    """Power while a stage runs back to back, by predict.llm_metrics' rule: utilisations over the
+    kernels' working time (compute- and memory-bound), duty = that time / the step's wall time."""
+    work = np.maximum(c.compute_s + c.memory_s, 1e-30)
+    u_c = np.clip(c.flops / (hw.peak[dtype] * work), 0, 1)
+    u_m = np.clip(c.bytes / (hw.mem_bw * work), 0, 1)
+    duty = work / np.maximum(c.total_s if wall_s is None else wall_s, 1e-30)
+    return chip_power_w(hw.idle_w, hw.tdp_w, u_c, u_m, duty)
 
 
 def _default_dtype(model: LLM) -> str:
@@ -199,6 +206,7 @@ def prefill_stages(chip: Chip, model: LLM, prec: Precision, eff: Efficiency, inp
     prompt = modes.prompt_len(input_len)
     new, ctx = prefill_shape(prompt, modes.prefix_hit)
     chunk = float(CHUNK_TOKENS)  # chunked prefill: prompts split across chunks, every chunk full
+    host = getattr(eff, "host_step_s", 0.0)
     out = []
     for par in _layouts(chip, model, prec, prompt + 1, chips, attention_dp):
         c = cost(llm_ops(model, par, prec, "prefill", chunk, ctx, prefill_sequences=chunk / new), hw, eff)
@@ -211,9 +219,9 @@ def prefill_stages(chip: Chip, model: LLM, prec: Precision, eff: Efficiency, inp
         ttft = math.ceil(new / one) * par.pp * float(np.ravel(f.total_s)[0])
         if max_ttft is not None and ttft > max_ttft:
             continue
-        t_chunk = float(np.ravel(c.total_s)[0])
+        t_chunk = float(np.ravel(c.total_s)[0]) + host  # the engine's host time per step (stack)
         out.append(Stage(par, chunk / new / t_chunk, max(round(chunk / new), 1), ttft,
-                         _power(c, hw, prec.weights), str(np.ravel(c.bound)[0])))
+                         float(np.ravel(_power(c, hw, prec.gemm_dtype, t_chunk))[0]), str(np.ravel(c.bound)[0])))
     return out
 
 
@@ -225,20 +233,22 @@ def decode_stages(chip: Chip, model: LLM, prec: Precision, eff: Efficiency, inpu
     prompt = modes.prompt_len(input_len)
     ctx = prompt + output_len / 2
     steps_out = max(output_len - 1, 1)
+    host, smp_bytes = getattr(eff, "host_step_s", 0.0), getattr(eff, "sampler_bytes_per_logit", 0.0)
     out = []
     for par in _layouts(chip, model, prec, prompt + output_len, chips, attention_dp):
         mem = plan_llm(chip, model, par, prec, prompt + output_len, output_len=output_len)
         b = batch_candidates(min(mem.max_batch, MAX_BATCH * par.dp))
         st = decode_step(hw, model, par, prec, b / par.pp, ctx, eff, modes)
-        t_step = par.pp * np.broadcast_to(st.cost.total_s, b.shape)
+        # + the engine's host time per step and the sampler (stack), as predict.llm_metrics
+        smp = cost(sampler_ops(model, b, smp_bytes), hw, eff).total_s
+        t_step = par.pp * np.broadcast_to(st.cost.total_s, b.shape) + host + smp
         tpot = t_step / st.tokens_per_seq
         rate = b * st.tokens_per_seq / t_step / steps_out
         ok = np.ones(b.shape, bool) if max_tpot is None else tpot <= max_tpot
         if not ok.any():
             continue
         i = int(np.argmax(np.where(ok, rate, -1.0)))
-        u_c, u_m = st.cost.utilisation(hw, prec.weights)
-        pw = np.broadcast_to(chip_power_w(hw.idle_w, hw.tdp_w, u_c, u_m), b.shape)
+        pw = np.broadcast_to(_power(st.cost.scale(par.pp), hw, prec.gemm_dtype, t_step), b.shape)
         out.append(Stage(par, float(rate[i]), int(b[i]), float(tpot[i]), float(pw[i]),
                          str(np.broadcast_to(st.cost.bound, b.shape)[i])))
     return out
