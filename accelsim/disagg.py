@@ -30,7 +30,7 @@ from accelsim import ops as O
 from accelsim.errors import UserError
 from accelsim.graph import Parallel, Precision, llm_ops, sampler_ops
 from accelsim.memory import kv_bytes_per_seq, plan_llm
-from accelsim.modes import PLAIN, Modes, decode_step, prefill_shape, vision_cost
+from accelsim.modes import PLAIN, Modes, decode_step, draft_weight_bytes_per_chip, prefill_shape, vision_cost
 from accelsim.perf import Cost, Efficiency, HwVec, cost
 from accelsim.power import chip_power_w
 from accelsim.predict import CHUNK_TOKENS, MAX_BATCH, batch_candidates
@@ -236,7 +236,8 @@ def decode_stages(chip: Chip, model: LLM, prec: Precision, eff: Efficiency, inpu
     host, smp_bytes = getattr(eff, "host_step_s", 0.0), getattr(eff, "sampler_bytes_per_logit", 0.0)
     out = []
     for par in _layouts(chip, model, prec, prompt + output_len, chips, attention_dp):
-        mem = plan_llm(chip, model, par, prec, prompt + output_len, output_len=output_len)
+        mem = plan_llm(chip, model, par, prec, prompt + output_len, output_len=output_len,
+                       extra_weight_bytes=draft_weight_bytes_per_chip(modes.spec, par, prec))
         b = batch_candidates(min(mem.max_batch, MAX_BATCH * par.dp))
         st = decode_step(hw, model, par, prec, b / par.pp, ctx, eff, modes)
         # + the engine's host time per step and the sampler (stack), as predict.llm_metrics

@@ -79,13 +79,15 @@ def held_context(context: float, output_len: float = 0.0) -> float:
 
 
 def plan_llm(chip: Chip, model: LLM, par: Parallel, prec: Precision, context: float,
-             chunk_tokens: int = CHUNK_TOKENS, *, output_len: float = 0.0) -> MemoryPlan:
+             chunk_tokens: int = CHUNK_TOKENS, *, output_len: float = 0.0,
+             extra_weight_bytes: float = 0.0) -> MemoryPlan:
     """The largest batch of sequences of at most `context` tokens (`output_len` of them generated)
     that fits, with KV planned at `held_context` (module docstring; output_len = 0 plans every
-    sequence at its full context). Raises UserError if one sequence at `context` cannot fit."""
+    sequence at its full context). `extra_weight_bytes` per chip join the weights (a speculative
+    decoding draft model). Raises UserError if one sequence at `context` cannot fit."""
     cap = chip.mem_capacity_bytes
     reserve = RESERVE_FRACTION * cap
-    weights = llm_weight_bytes_per_chip(model, par, prec)
+    weights = llm_weight_bytes_per_chip(model, par, prec) + extra_weight_bytes
     act = chunk_tokens * model.hidden_size * ACTIVATION_HIDDEN_MULTIPLE * prec.a_bytes / par.tp
     kv = float(kv_bytes_per_seq(model, par, prec, context))
     kv_held = float(kv_bytes_per_seq(model, par, prec, held_context(context, output_len)))

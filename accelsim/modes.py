@@ -164,15 +164,24 @@ def draft_ops(model: LLM, spec: SpecDecode, par: Parallel, prec: Precision, batc
     decode step, on the same chips with the widest TP its heads allow."""
     if spec.kind == "mtp":
         return llm_ops(model, Parallel(par.tp, par.ep, model.num_layers, par.dp), prec, "decode", batch, context)
+    draft = _draft_model(spec)
+    return llm_ops(draft, Parallel(_draft_tp(draft, par.tp), 1, 1, par.dp), prec, "decode", batch, context)
+
+
+def _draft_model(spec: SpecDecode) -> LLM:
     from accelsim.spec import load_model
 
     draft = load_model(spec.draft or "")
     if not isinstance(draft, LLM):
         raise UserError(f"--spec-decode draft={spec.draft} is not an LLM")
-    tp = par.tp
+    return draft
+
+
+def _draft_tp(draft: LLM, tp: int) -> int:
+    """The widest TP up to the target's that the draft's heads allow."""
     while tp > 1 and (draft.num_heads % tp or (draft.num_kv_heads % tp and tp % draft.num_kv_heads)):
         tp //= 2
-    return llm_ops(draft, Parallel(tp, 1, 1, par.dp), prec, "decode", batch, context)
+    return tp
 
 
 @dataclass(frozen=True)
@@ -201,10 +210,8 @@ def draft_weight_bytes_per_chip(spec: SpecDecode | None, par: Parallel, prec: Pr
     """Weights the draft adds to each chip (MTP heads are counted in the target's checkpoint)."""
     if spec is None or spec.kind == "mtp":
         return 0.0
-    from accelsim.spec import load_model
-
-    draft = load_model(spec.draft or "")
-    return float(draft.total_params) * prec.w_bytes / par.tp if isinstance(draft, LLM) else 0.0
+    draft = _draft_model(spec)
+    return float(draft.total_params) * prec.w_bytes / _draft_tp(draft, par.tp)
 
 
 # ---- images -------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import numpy as np
 from accelsim.errors import UserError
 from accelsim.graph import Parallel
 from accelsim.memory import plan_llm
-from accelsim.modes import PLAIN, Modes
+from accelsim.modes import PLAIN, Modes, draft_weight_bytes_per_chip
 from accelsim.perf import Efficiency, HwVec
 from accelsim.predict import MAX_BATCH, batch_candidates, llm_metrics
 from accelsim.search import Query, llm_candidates
@@ -68,7 +68,8 @@ def points(chip: Chip, q: Query, total_chips: int | None = None) -> list[ParetoP
     hw = HwVec.from_chips([chip], shape=(1,))
     out: list[ParetoPoint] = []
     for par in layouts:
-        mem = plan_llm(chip, model, par, prec, q.context, output_len=q.output_len)
+        mem = plan_llm(chip, model, par, prec, q.context, output_len=q.output_len,
+                       extra_weight_bytes=draft_weight_bytes_per_chip(q.modes.spec, par, prec))
         b = batch_candidates(min(mem.max_batch, MAX_BATCH * par.dp))
         m = llm_metrics(hw, model, par, prec, q.input_len, q.output_len, b, q.eff, q.modes)
         thr, ttft, tpot, pw = (np.broadcast_to(x, b.shape) for x in (m.throughput_replica, m.ttft_s, m.tpot_s,

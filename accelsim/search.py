@@ -26,7 +26,7 @@ import numpy as np
 from accelsim.errors import UserError
 from accelsim.graph import Parallel, Precision
 from accelsim.memory import RESERVE_FRACTION, MemoryPlan, plan_llm, ranking_capacity_check
-from accelsim.modes import PLAIN, Modes
+from accelsim.modes import PLAIN, Modes, draft_weight_bytes_per_chip
 from accelsim.perf import Cost, Efficiency, HwVec
 from accelsim.predict import (
     MAX_BATCH,
@@ -309,7 +309,8 @@ def evaluate_llm(chips: Sequence[Chip], q: Query, par: Parallel, total_chips: in
     own: list[np.ndarray] = []
     for chip in chips:
         try:
-            mem = plan_llm(chip, model, par, prec, q.context, output_len=q.output_len)
+            mem = plan_llm(chip, model, par, prec, q.context, output_len=q.output_len,
+                           extra_weight_bytes=draft_weight_bytes_per_chip(q.modes.spec, par, prec))
         except UserError as exc:
             plans.append(exc)
             own.append(np.zeros(0))

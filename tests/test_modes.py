@@ -24,6 +24,7 @@ from accelsim.modes import (
 )
 from accelsim.perf import HwVec, Roofline
 from accelsim.spec import load_chip, load_model
+from accelsim.stacks import load_stack
 
 PREC = Precision.for_serving("fp8")
 
@@ -146,3 +147,20 @@ def test_bad_spec_decode_is_one_user_error(text: str) -> None:
 def test_spec_decode_parses() -> None:
     assert parse_spec_decode("mtp=3,accept=0.7") == SpecDecode("mtp", 3, 0.7)
     assert parse_spec_decode("draft=llama3-8b,k=4,accept=0.6") == SpecDecode("draft", 4, 0.6, "llama3-8b")
+
+
+def test_a_draft_models_weights_take_kv_memory() -> None:
+    from accelsim.modes import draft_weight_bytes_per_chip
+    from accelsim.search import Query, best
+
+    chip, model, eff = load_chip("h100-sxm"), load_model("llama3-70b"), load_stack()
+    spec = parse_spec_decode("draft=llama3-8b,k=4,accept=0.7")
+    par = Parallel(tp=4)
+    extra = draft_weight_bytes_per_chip(spec, par, PREC)
+    assert extra == pytest.approx(load_model("llama3-8b").total_params * PREC.w_bytes / 4)
+    plain = plan_llm(chip, model, par, PREC, 2000, output_len=1000)
+    with_draft = plan_llm(chip, model, par, PREC, 2000, output_len=1000, extra_weight_bytes=extra)
+    assert with_draft.weight_bytes - plain.weight_bytes == pytest.approx(extra)
+    assert with_draft.max_batch < plain.max_batch
+    r = best(chip, Query(model, eff, "fp8", modes=Modes(spec=spec)), layout=par)
+    assert r.memory.weight_bytes == pytest.approx(with_draft.weight_bytes)
