@@ -13,7 +13,10 @@ from accelsim.mode_args import add_mode_args, modes_from_args
 
 def register(sub: Any) -> None:
     p = sub.add_parser("plan", help="capacity of a site, or the site a demand needs (chips, racks, MW, tokens/J)")
-    A.add_hardware(p)
+    A.add_hardware(p, required=False)
+    p.add_argument("--disagg", default=None, metavar="P,D",
+                   help="disaggregated: size a prefill pool of chip P and a decode pool of chip D for the demand "
+                        "(replaces --hw)")
     A.add_serving(p)
     g = p.add_argument_group("goal (one of)")
     goal = g.add_mutually_exclusive_group(required=True)
@@ -44,6 +47,45 @@ def register(sub: Any) -> None:
     p.set_defaults(func=_plan)
 
 
+def _plan_disagg(args: argparse.Namespace, model: Any) -> int:
+    from accelsim.cli import print_json
+    from accelsim.disagg import parse_disagg
+    from accelsim.errors import UserError
+    from accelsim.plan.disagg import plan_disagg
+    from accelsim.spec import load_chip
+
+    if args.hw is not None:
+        raise UserError("--disagg names the chips: drop --hw")
+    (p_name, n_p), (d_name, n_d) = parse_disagg(args.disagg)
+    if n_p is not None or n_d is not None:
+        raise UserError("plan --disagg sizes the pools: give PREFILL_CHIP,DECODE_CHIP without counts")
+    tokens = args.demand_tokens_per_s
+    if args.demand_requests_per_s is not None:
+        tokens = args.demand_requests_per_s * args.output_len
+    if tokens is None:
+        raise UserError("plan --disagg needs --demand-tokens-per-s or --demand-requests-per-s")
+    r = plan_disagg(load_chip(p_name), load_chip(d_name), model, demand_tokens_per_s=tokens,
+                    eff=A.efficiency_from(args), dtype=args.dtype, kv_dtype=args.kv_dtype, input_len=args.input_len,
+                    output_len=args.output_len, max_ttft=args.max_ttft, max_tpot=args.max_tpot,
+                    headroom=args.headroom, pue=args.pue, modes=modes_from_args(args),
+                    attention_dp=args.attention_dp)
+    if args.json:
+        print_json(r)
+        return 0
+    print(f"{r['model']} disaggregated for {r['demand_tokens_per_s']:,.0f} tokens/s "
+          f"({r['demand_requests_per_s']:,.1f} requests/s, +{r['headroom']:.0%} headroom)  [fidelity: {r['fidelity']}]")
+    for role in ("prefill", "decode"):
+        q = r[role]
+        print(f"  {role:7s} {q['chips']:5,d} x {q['hw']:10s} tp={q['tp']} ep={q['ep']} pp={q['pp']} dp={q['dp']} "
+              f"x {q['replicas']} replicas  {q['requests_per_s']:,.1f} req/s capacity  bound: {q['bound']}")
+    print(f"  {r['chips']:,} chips; KV over {r['kv_transfer']['fabric']}"
+          f"{'' if r['kv_link_carries_demand'] else ' (the KV link cannot carry the demand)'}")
+    print(f"  power: IT {r['it_power_w'] / 1e6:,.3f} MW, facility {r['facility_power_w'] / 1e6:,.3f} MW at PUE "
+          f"{r['pue']:g}; {r['tokens_per_joule_facility']:.3g} tokens/J (facility)")
+    print(f"  assumed: {', '.join(r['assumptions'])}")
+    return 0
+
+
 def _pue_range(text: str | None) -> tuple[float, float] | None:
     from accelsim.errors import UserError
 
@@ -69,8 +111,12 @@ def _plan(args: argparse.Namespace) -> int:
 
     if args.pue is not None and args.pue_range is not None:
         raise UserError("give --pue or --pue-range, not both")
-    (chip,) = A.chips_from(args)
     model = load_model(args.model)
+    if args.disagg:
+        return _plan_disagg(args, model)
+    if args.hw is None:
+        raise UserError("plan needs --hw (or --disagg PREFILL_CHIP,DECODE_CHIP)")
+    (chip,) = A.chips_from(args)
     if args.batch is not None:
         raise UserError("plan searches the batch under the SLOs; --batch is for predict")
     tokens = args.demand_tokens_per_s

@@ -30,3 +30,35 @@ def test_modes_reach_the_planners_search(capsys) -> None:  # type: ignore[no-unt
     spec = _plan(capsys, "--demand-requests-per-s", "700", "--spec-decode", "mtp=2,accept=0.8")
     assert wide["chips"] <= plain["chips"] and spec["chips"] <= plain["chips"]
     assert spec["chips"] < plain["chips"]  # two MTP drafts at 80% acceptance: fewer decode steps per token
+
+
+def test_disaggregated_plan_sizes_each_pool_with_the_fewest_chips() -> None:
+    import math
+
+    from accelsim.disagg import decode_stages, prefill_stages
+    from accelsim.graph import Precision
+    from accelsim.modes import PLAIN
+    from accelsim.plan.disagg import plan_disagg
+    from accelsim.spec import load_chip, load_model
+    from accelsim.stacks import load_stack
+
+    a, b, model, eff = load_chip("mtia-400"), load_chip("mtia-450"), load_model("llama4-maverick"), load_stack()
+    r = plan_disagg(a, b, model, demand_tokens_per_s=500_000, eff=eff, dtype="fp8", max_tpot=0.05, headroom=0.1)
+    need = 500_000 * 1.1 / 1000
+    prec = Precision.for_serving("fp8")
+    for role, stages in (("prefill", prefill_stages(a, model, prec, eff, 1000, PLAIN)),
+                         ("decode", decode_stages(b, model, prec, eff, 1000, 1000, PLAIN, max_tpot=0.05))):
+        pool = r[role]
+        assert pool["chips"] == min(math.ceil(need / s.rate_req_s) * s.layout.chips for s in stages)
+        assert pool["requests_per_s"] >= need > pool["requests_per_s"] * (pool["replicas"] - 1) / pool["replicas"]
+    assert r["chips"] == r["prefill"]["chips"] + r["decode"]["chips"] and r["kv_link_carries_demand"]
+
+
+def test_plan_cli_disagg(capsys) -> None:  # type: ignore[no-untyped-def]
+    assert main(["plan", "--model", "llama4-maverick", "--disagg", "mtia-400,mtia-450", "--demand-requests-per-s",
+                 "500", "--max-tpot", "0.05", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["disaggregated"] and r["demand_tokens_per_s"] == pytest.approx(500_000)
+    assert main(["plan", "--model", "llama4-maverick", "--disagg", "mtia-400:4,mtia-450:8",
+                 "--demand-requests-per-s", "5"]) == 2
+    assert main(["plan", "--model", "llama4-maverick", "--demand-requests-per-s", "5"]) == 2
