@@ -97,6 +97,32 @@ def _figure(rows: list[dict[str, Any]]) -> go.Figure:
     return style(fig, "Aggregated (blue) vs disaggregated prefill/decode (red)", 120 + 34 * len(ok))
 
 
+def _fronts(p: Params) -> tuple[go.Figure, list[dict[str, Any]]]:
+    """Each aggregated chip's throughput-interactivity front (`accelsim.pareto`) under the TTFT SLO."""
+    from accelsim.pareto import front, points
+    from accelsim.search import Query
+
+    model, eff = p.models("models")[0], p.efficiency()
+    q = Query(model, eff, p.str("dtype", "fp8"), input_len=p.int("input_len", 1000),  # type: ignore[arg-type]
+              output_len=p.int("output_len", 1000), max_ttft=p.opt_num("max_ttft"))
+    fig, rows = go.Figure(), []
+    for chip in p.chips("aggregated"):
+        try:
+            pts = front(points(chip, q))
+        except UserError:
+            continue
+        fig.add_trace(go.Scatter(x=[x.tokens_per_s_per_user for x in pts], y=[x.tokens_per_s_per_chip for x in pts],
+                                 mode="lines+markers", name=label(chip)))
+        rows += [{"chip": chip.name, **x.to_dict(), "layout": " ".join(f"{k}={v}" for k, v in x.to_dict()[
+            "layout"].items())} for x in pts]
+    tpot = p.opt_num("max_tpot")
+    if tpot:
+        fig.add_vline(x=1 / tpot, line_dash="dot", annotation_text=f"TPOT SLO {tpot * 1e3:g} ms")
+    fig.update_xaxes(title_text="output tokens/s per user (1 / TPOT)", type="log")
+    fig.update_yaxes(title_text="output tokens/s per chip", type="log")
+    return style(fig, "Throughput vs interactivity: each chip's front over layouts and batches (aggregated)", 520), rows
+
+
 def _findings(rows: list[dict[str, Any]]) -> str:
     ok = {r["config"]: r for r in rows if "tokens_per_s_per_chip" in r}
     lines = ["## Findings", ""]
@@ -125,6 +151,10 @@ def run(params: dict[str, Any], *, reduced: bool = False) -> Report:
                    "of the chips between the pools; the faster pool idles the rest of the time (power counted).",
                    fidelity=rows[0].get("fidelity") if rows else None)
     rep.add_table("disagg_codesign", rows, "One row per configuration.")
+    fig, front_rows = _fronts(p)
+    rep.add_figure(fig, "Every layout and batch under the TTFT SLO; the TPOT SLO of the table above is a vertical "
+                   "line at 1 / max_tpot tokens/s per user.", fidelity=rows[0].get("fidelity") if rows else None)
+    rep.add_table("pareto_fronts", front_rows, "The fronts' points (accelsim pareto).")
     rep.add_assumptions([load_chip(n) for n in dict.fromkeys([*p.list("aggregated"), *(x for pr in p.p.get(
         "pairs", []) for x in pr)])], {
         "KV transfer": "scale-up when both pools share a family and a scale-up domain, else scale-out "
