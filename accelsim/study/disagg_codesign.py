@@ -118,7 +118,7 @@ def _fronts(p: Params) -> tuple[go.Figure, list[dict[str, Any]]]:
     tpot = p.opt_num("max_tpot")
     if tpot:
         fig.add_vline(x=1 / tpot, line_dash="dot", annotation_text=f"TPOT SLO {tpot * 1e3:g} ms")
-    fig.update_xaxes(title_text="output tokens/s per user (1 / TPOT)", type="log")
+    fig.update_xaxes(title_text="output tokens/s per user (1 / TPOT)")
     fig.update_yaxes(title_text="output tokens/s per chip", type="log")
     return style(fig, "Throughput vs interactivity: each chip's front over layouts and batches (aggregated)", 520), rows
 
