@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 from collections.abc import Callable
 
 # Stated limits (far beyond real systems; they catch typos and hostile input, not ambitious studies).
@@ -149,6 +150,30 @@ def _output(text: str, kind: str) -> str:
     return text
 
 
+def ray_address(text: str) -> str:
+    """`--ray` ADDR: "local", "auto", HOST:PORT or ray://HOST:PORT (form only; see `check_reachable`)."""
+    if text in ("local", "auto") or re.fullmatch(r"(ray://)?[A-Za-z0-9.\-]{1,253}:[0-9]{1,5}", text):
+        return text
+    raise _fail(f"'{_shown(text)}' is not a Ray address (local, auto, HOST:PORT or ray://HOST:PORT)")
+
+
+def check_reachable(address: str | None, timeout_s: float = 5.0) -> None:
+    """Raise UserError unless a TCP connection to a HOST:PORT Ray address opens within `timeout_s`
+    (Ray itself retries an unreachable address for minutes before failing)."""
+    import socket
+
+    from accelsim.errors import UserError
+
+    if address in (None, "", "local", "auto"):
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except (OSError, ValueError, UnicodeError) as exc:
+        raise UserError(f"--ray {address}: cannot reach it ({getattr(exc, 'strerror', None) or exc})") from None
+
+
 __all__ = ["MAX_BATCH", "MAX_CHIPS", "MAX_FACTOR", "MAX_NAME", "MAX_PARALLEL", "MAX_POWER_W", "MAX_RATE",
-           "MAX_SECONDS", "MAX_SEED", "MAX_TOKENS", "check_name", "check_range", "count", "fraction",
-           "input_file", "name", "number", "output_dir", "output_file", "parse_number", "seconds", "seed"]
+           "MAX_SECONDS", "MAX_SEED", "MAX_TOKENS", "check_name", "check_range", "check_reachable", "count",
+           "fraction", "input_file", "name", "number", "output_dir", "output_file", "parse_number",
+           "ray_address", "seconds", "seed"]

@@ -242,6 +242,9 @@ CASES: dict[str, list[str]] = {
     "study:not-a-runner": ["study", "{bad_runner}", "--out", "{tmp}/r"],
     "study:runner-executes": ["study", "{exec_runner}", "--out", "{tmp}/r"],
     "study:newline-name": ["study", "mtia\nroadmap", "--out", "{tmp}/r"],
+    "study:ray-unreachable": [*STUDY, "--out", "{tmp}/r", "--ray", "127.0.0.1:1"],
+    "study:ray-bad-address": [*STUDY, "--out", "{tmp}/r", "--ray", "a b;c"],
+    "tune:ray-unreachable": [*TUNE_R, "--ray", "127.0.0.1:1"],
     # dashboard (must refuse before serving)
     "dashboard:host-all": ["dashboard", "--host", "0.0.0.0", "--port", "8050"],
     "dashboard:host-long": ["dashboard", "--host", "h" * 300],

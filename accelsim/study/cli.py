@@ -14,7 +14,7 @@ def register(sub: Any) -> None:
     p.add_argument("--out", required=True, metavar="DIR", type=V.output_dir,
                    help="report directory (DIR/index.html + CSVs)")
     p.add_argument("--reduced", action="store_true", help="apply the study's [reduced] overrides (fast, for CI)")
-    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDR",
+    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDR", type=V.ray_address,
                    help="run sweep chunks on Ray: a local instance, or the cluster at ADDR (needs pip install ray)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a [params] value (TOML syntax), e.g. --set input_len=2000")
@@ -28,6 +28,7 @@ def _study(args: argparse.Namespace) -> int:
     from accelsim.study.spec import parse_override
 
     overrides = dict(parse_override(s) for s in args.set)
+    V.check_reachable(args.ray)
     result = run_study(args.study, args.out, reduced=args.reduced, ray=args.ray, overrides=overrides)
     if args.json:
         print_json(result.to_dict())

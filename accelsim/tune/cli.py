@@ -61,7 +61,7 @@ def register(sub: Any) -> None:
                    help="device for --dry-run (a name as torch reports it or a table key, e.g. h100-sxm)")
     p.add_argument("--replay", default=None, metavar="FILE", type=V.input_file,
                    help="measurements CSV standing in for the GPU (see accelsim/tune/data/README.md)")
-    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDR",
+    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDR", type=V.ray_address,
                    help="spread (shape x batch size) jobs over Ray workers, one per GPU (no ADDR: local)")
     p.add_argument("--workers", type=V.count(hi=MAX_WORKERS), default=None,
                    help="local worker processes without --ray (default: one per GPU; 1 for --replay)")
@@ -107,6 +107,7 @@ def _tune(args: argparse.Namespace) -> int:
             import ray  # noqa: F401
         except ImportError:
             raise UserError("--ray needs the optional package ray: pip install 'accelsim[ray]'") from None
+        V.check_reachable(args.ray)
     if args.replay is not None:
         from accelsim.tune.jobs import DeviceSpec
         from accelsim.tune.replay import load
