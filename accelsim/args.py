@@ -19,6 +19,7 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from accelsim import validate as V
+from accelsim.efficiency import DEFAULT_FIDELITY, FIDELITY_CHOICES
 from accelsim.spec.chip import SERVING_DTYPES, WHAT_IF_KEYS
 
 if TYPE_CHECKING:
@@ -26,8 +27,6 @@ if TYPE_CHECKING:
     from accelsim.predict import Layout
     from accelsim.search import Query
     from accelsim.spec import Chip, Model
-
-FIDELITY_CHOICES = ("analytical", "roofline")  # what a flag may ask for; calibrated comes with --calibration
 
 
 class Once(argparse.Action):
@@ -104,7 +103,8 @@ def add_slos(p: argparse.ArgumentParser) -> None:
 
 def add_efficiency(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("efficiency model")
-    g.add_argument("--fidelity", choices=FIDELITY_CHOICES, default="analytical")
+    g.add_argument("--fidelity", choices=FIDELITY_CHOICES, default=DEFAULT_FIDELITY,
+                   help=f"how operator efficiency is obtained (default {DEFAULT_FIDELITY})")
     g.add_argument("--stack", default=None, help="software stack from accelsim/data/stacks.toml")
     g.add_argument("--calibration", default=None, help="calibration profile (accelsim calibrate): fidelity calibrated")
 
@@ -144,7 +144,10 @@ def chips_from(args: argparse.Namespace) -> list[Chip]:
 def efficiency_from(args: argparse.Namespace) -> Efficiency:
     from accelsim.efficiency import efficiency_from_args
 
-    return efficiency_from_args(args.fidelity, args.stack, args.calibration)  # type: ignore[no-any-return]
+    # one chip: its own efficiency (calibrated or projected, with its band); several: resolved per chip
+    chips = chips_from(args) if getattr(args, "hw", None) else []
+    chip = chips[0] if len(chips) == 1 else None
+    return efficiency_from_args(args.fidelity, args.stack, args.calibration, chip=chip)  # type: ignore[no-any-return]
 
 
 def query_from(args: argparse.Namespace, model: Model, eff: Efficiency, **extra: Any) -> Query:

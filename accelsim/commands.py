@@ -152,7 +152,13 @@ def _predict(args: argparse.Namespace) -> int:
         r = predict_band(chip, model, read_profile(args.calibration), base=load_stack(args.stack or DEFAULT_STACK),
                          **kw)
     else:
-        r = predict(chip, model, eff=A.efficiency_from(args), **kw)
+        eff = A.efficiency_from(args)
+        if hasattr(eff, "band_for"):  # calibrated or projected: the prediction and its measured band
+            from accelsim.calibrate.project import predict_with_band
+
+            r = predict_with_band(chip, model, eff, **kw)
+        else:
+            r = predict(chip, model, eff=eff, **kw)
     if args.json:
         print_json(r)
         return 0
@@ -178,8 +184,9 @@ def _predict(args: argparse.Namespace) -> int:
               f"{r['joules_per_query'] * 1e3:.2f} mJ per query")
     if "calibrated_on" in r:
         key = "throughput_tokens_per_s" if "throughput_tokens_per_s" in r else "throughput_samples_per_s"
-        print(f"  calibrated on {r['calibrated_on']}; band {r[key + '_low']:,.0f} .. {r[key + '_high']:,.0f} "
-              f"(transfer: {r['band_transfer']})")
+        on = r["calibrated_on"] if isinstance(r["calibrated_on"], str) else ", ".join(r["calibrated_on"])
+        why = r.get("band_transfer") or r.get("band_source")
+        print(f"  calibrated on {on}; band {r[key + '_low']:,.0f} .. {r[key + '_high']:,.0f} ({why})")
     if r["assumed_hw_values"]:
         print(f"  assumed chip values: {', '.join(r['assumed_hw_values'])}")
     return 0

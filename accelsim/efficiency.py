@@ -28,17 +28,45 @@ def parse_what_if(text: str | None) -> dict[str, float]:
     return out
 
 
-def efficiency_from_args(fidelity: str = "analytical", stack: str | None = None, calibration: str | None = None) -> Any:
-    """The efficiency model a command asked for: roofline, a software stack, or a calibration profile."""
-    from accelsim.perf import Roofline
+# --fidelity choices of every command: the shipped profiles (calibrated on measured chips, projected
+# with a measured band elsewhere) by default; the analytical stack or the roofline on request.
+FIDELITY_CHOICES = ("calibrated", "analytical", "roofline")
+DEFAULT_FIDELITY = "calibrated"
+
+
+def efficiency_from_args(fidelity: str = DEFAULT_FIDELITY, stack: str | None = None, calibration: str | None = None,
+                         chip: Any = None, framework: str | None = None) -> Any:
+    """The efficiency model a command asked for.
+
+    calibration FILE: that profile (calibrated on its own chips, projected on others);
+    fidelity "calibrated" (default): the shipped profile of `chip` (`accelsim.calibrate.shipped`):
+      calibrated when the chip has its own measurements, projected (with the leave-one-chip-out band)
+      otherwise; without `chip`, an efficiency that resolves each chip of a sweep that way;
+    "analytical": the software stack (`--stack`); "roofline": datasheet peaks.
+    Classes a profile did not measure fall back to the stack. The band of a calibrated or projected
+    efficiency: `eff.band_for(op_class)` / `eff.band` (ln half-widths), and `eff.fidelity`.
+    """
+    from accelsim.perf import Fidelity, Roofline
     from accelsim.stacks import DEFAULT_STACK, load_stack
 
+    if fidelity not in FIDELITY_CHOICES:
+        raise UserError(f"--fidelity '{fidelity}' is not one of {', '.join(FIDELITY_CHOICES)}")
+    base = load_stack(stack or DEFAULT_STACK)
     if calibration:
         try:
-            from accelsim.calibrate.profile import load_profile
+            from accelsim.calibrate.profile import CalibratedEfficiency, read_profile
         except ModuleNotFoundError:
             raise UserError("--calibration needs the calibrate module, which is not installed") from None
-        return load_profile(calibration, base=load_stack(stack or DEFAULT_STACK))
+        profile = read_profile(calibration)
+        own = chip is None or (chip.name in profile.own_chips and not getattr(chip, "what_if", None))
+        return CalibratedEfficiency(profile, base, fidelity=Fidelity.CALIBRATED if own else Fidelity.PROJECTED)
     if fidelity == "roofline":
         return Roofline()
-    return load_stack(stack or DEFAULT_STACK)
+    if fidelity == "analytical":
+        return base
+    from accelsim.calibrate.shipped import DEFAULT_FRAMEWORK, ShippedEfficiency, for_chip
+
+    fw = framework or DEFAULT_FRAMEWORK
+    if chip is None:
+        return ShippedEfficiency(base, fw)
+    return for_chip(chip, base, fw) or base

@@ -41,7 +41,9 @@ class Op:
     rows: the token/sample dimension (GEMM M), which sets tile utilisation;
     gather_bytes: size of one randomly gathered row (embedding bags), 0 for streaming access;
     gather_rows: rows gathered from off-chip memory (included in `bytes`);
-    sram_bytes: hot rows read from on-chip SRAM instead (not in `bytes`; see accelsim.gather).
+    sram_bytes: hot rows read from on-chip SRAM instead (not in `bytes`; see accelsim.gather);
+    dims: the operator's defining dimensions (GEMM m, n, k; ...), the coordinates in which a
+    calibrated curve interpolates measured shapes (accelsim.calibrate.fit); () when not given.
     """
 
     kind: OpKind
@@ -57,6 +59,7 @@ class Op:
     gather_bytes: float = 0.0
     gather_rows: F = field(default_factory=lambda: np.zeros(()))
     sram_bytes: F = field(default_factory=lambda: np.zeros(()))
+    dims: tuple[F, ...] = ()
 
     @property
     def intensity(self) -> F:
@@ -73,7 +76,7 @@ def gemm(name: str, m: ArrayLike, n: ArrayLike, k: ArrayLike, *, dtype: str, a_b
     """C[m,n] = A[m,k] @ W[k,n]: 2mnk FLOPs; reads A and W once, writes C once."""
     m, n, k = _f(m), _f(n), _f(k)
     return Op(OpKind.GEMM, name, dtype, 2 * m * n * k,
-              m * k * a_bytes + k * n * w_bytes + m * n * out_bytes, calls, rows=m)
+              m * k * a_bytes + k * n * w_bytes + m * n * out_bytes, calls, rows=m, dims=(m, n, k))
 
 
 def expected_experts_hit(tokens: ArrayLike, experts: int, top_k: int) -> F:
@@ -88,7 +91,8 @@ def grouped_gemm(name: str, tokens: ArrayLike, n: ArrayLike, k: ArrayLike, exper
     t, n, k, e = _f(tokens), _f(n), _f(k), _f(experts_active)
     rows_per_expert = t / np.maximum(e, 1.0)
     return Op(OpKind.GROUPED_GEMM, name, dtype, 2 * t * n * k,
-              t * k * a_bytes + e * k * n * w_bytes + t * n * out_bytes, calls, rows=rows_per_expert)
+              t * k * a_bytes + e * k * n * w_bytes + t * n * out_bytes, calls, rows=rows_per_expert,
+              dims=(t, n, k, e))
 
 
 def attention_prefill(name: str, tokens: ArrayLike, context: ArrayLike, *, heads: float, qk_dim: float,
@@ -100,7 +104,8 @@ def attention_prefill(name: str, tokens: ArrayLike, context: ArrayLike, *, heads
     t, c = _f(tokens), _f(context)
     flops = 2 * t * c * heads * (qk_dim + v_dim)
     nbytes = t * heads * (qk_dim + v_dim) * act_bytes + (c + t) * kv_elems_per_token * kv_bytes
-    return Op(OpKind.ATTN_PREFILL, name, dtype, flops, nbytes, calls, rows=t)
+    return Op(OpKind.ATTN_PREFILL, name, dtype, flops, nbytes, calls, rows=t,
+              dims=(t, c, _f(heads), _f(kv_elems_per_token)))
 
 
 def attention_decode(name: str, batch: ArrayLike, context: ArrayLike, *, heads: float, qk_dim: float,
@@ -110,7 +115,8 @@ def attention_decode(name: str, batch: ArrayLike, context: ArrayLike, *, heads: 
     b, c = _f(batch), _f(context)
     flops = 2 * b * c * heads * (qk_dim + v_dim)
     nbytes = b * c * kv_elems_per_token * kv_bytes + b * heads * (qk_dim + v_dim) * act_bytes
-    return Op(OpKind.ATTN_DECODE, name, dtype, flops, nbytes, calls, rows=b)
+    return Op(OpKind.ATTN_DECODE, name, dtype, flops, nbytes, calls, rows=b,
+              dims=(b, c, _f(heads), _f(kv_elems_per_token)))
 
 
 def embedding_bag(name: str, samples: ArrayLike, lookups: float, tables: float, dim: float, *,
@@ -136,7 +142,7 @@ def all_reduce(name: str, payload_bytes: ArrayLike, group: int, *, dtype: str, c
     frac = 2 * (group - 1) / group
     # reduction adds (g-1)/g of the payload; memory traffic reads and writes each chunk once
     return Op(OpKind.ALL_REDUCE, name, dtype, p * (group - 1) / group / 2, 2 * p, calls,
-              comm_bytes=frac * p, comm_steps=2 * (group - 1), group=group)
+              comm_bytes=frac * p, comm_steps=2 * (group - 1), group=group, dims=(p, _f(group)))
 
 
 def all_to_all(name: str, payload_bytes: ArrayLike, group: int, *, dtype: str, calls: float = 1.0) -> Op:
@@ -145,14 +151,15 @@ def all_to_all(name: str, payload_bytes: ArrayLike, group: int, *, dtype: str, c
     if group <= 1:
         return Op(OpKind.ALL_TO_ALL, name, dtype, p * 0, p * 0, calls)
     return Op(OpKind.ALL_TO_ALL, name, dtype, p * 0, 2 * p, calls,
-              comm_bytes=(group - 1) / group * p, comm_steps=1.0, group=group)
+              comm_bytes=(group - 1) / group * p, comm_steps=1.0, group=group, dims=(p, _f(group)))
 
 
 def elementwise(name: str, elems: ArrayLike, *, dtype: str, bytes_per_elem: float,
                 flops_per_elem: float = 1.0, calls: float = 1.0) -> Op:
     """Streaming element-wise work (norms, activations, residual adds, the MoE combine)."""
     e = _f(elems)
-    return Op(OpKind.ELEMENTWISE, name, dtype, e * flops_per_elem, e * bytes_per_elem, calls)
+    return Op(OpKind.ELEMENTWISE, name, dtype, e * flops_per_elem, e * bytes_per_elem, calls,
+              dims=(e, _f(bytes_per_elem)))
 
 
 def fused_moe_ops(m: ArrayLike, hidden: int, intermediate: int, experts: int, top_k: int, *,

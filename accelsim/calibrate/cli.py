@@ -1,5 +1,5 @@
-"""`accelsim measure` and `accelsim calibrate`. Argument parsing only: torch, scipy and plotly are
-imported inside the handlers, so registering these commands costs `accelsim predict` nothing."""
+"""`accelsim measure`, `calibrate`, `calibrate-gpu` and `validate`. Argument parsing only: torch, scipy and
+plotly are imported inside the handlers, so registering these commands costs `accelsim predict` nothing."""
 
 from __future__ import annotations
 
@@ -45,6 +45,29 @@ def register(sub: Any) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_calibrate)
 
+    p = sub.add_parser("calibrate-gpu", help="build the shipped GPU profiles from the imported op database "
+                                             "(pip install 'accelsim[gpudata]') and measure leave-one-chip-out error")
+    p.add_argument("--out-dir", default=None, metavar="DIR", type=V.output_dir,
+                   help="write <chip>_<framework>.json.gz and projected_<framework>.json.gz here (hwmodels/calibrated)")
+    p.add_argument("--framework", default="trtllm,vllm", help="comma-separated frameworks (default trtllm,vllm)")
+    p.add_argument("--systems", default=None, help="comma-separated systems or chips (default: all with data)")
+    p.add_argument("--sample", type=V.count(lo=100, hi=10_000_000), default=None,
+                   help="rows drawn per database table (default 12000)")
+    p.add_argument("--report", default=None, metavar="FILE", type=V.output_file,
+                   help="write the full error report (JSON)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_calibrate_gpu)
+
+    p = sub.add_parser("validate", help="per-class error of a calibration profile against measurements of any chip")
+    p.add_argument("--calibration", required=True, metavar="PROFILE", type=V.input_file,
+                   help="calibration profile (JSON)")
+    p.add_argument("--measurements", nargs="+", required=True, metavar="FILE", type=V.input_file,
+                   help="measurement CSV file(s)")
+    p.add_argument("--hw", default=None, help="catalog chip the measurements ran on (default: from the device name)")
+    p.add_argument("--stack", default=None, help="analytical stack for unmeasured classes (default trtllm-fp8)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_validate)
+
 
 def _measure(args: argparse.Namespace) -> int:
     from accelsim.cli import print_json
@@ -76,13 +99,14 @@ def _measure(args: argparse.Namespace) -> int:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
-    from accelsim.calibrate.data import load_rows, resolve_chip, split
+    from accelsim.calibrate.data import load_rows, require_real_device, resolve_chip, split
     from accelsim.calibrate.profile import save_profile
     from accelsim.calibrate.validate import calibrate
     from accelsim.cli import print_json
     from accelsim.stacks import DEFAULT_STACK, load_stack
 
     rows = load_rows(args.measurements)
+    require_real_device(rows)
     chip, source, chip_rows = resolve_chip(rows, args.hw)
     train, test = split(rows, args.test_fraction, args.seed, exclude=chip_rows)
     stack = args.stack or DEFAULT_STACK
@@ -98,6 +122,53 @@ def _calibrate(args: argparse.Namespace) -> int:
         print_json(report)
         return 0
     _print_report(report)
+    return 0
+
+
+def _calibrate_gpu(args: argparse.Namespace) -> int:
+    from accelsim.calibrate.build import SAMPLE, build
+    from accelsim.calibrate.shipped import FRAMEWORKS
+    from accelsim.cli import print_json
+    from accelsim.io import write_json
+    from accelsim.stacks import load_stack
+
+    frameworks = [f.strip() for f in args.framework.split(",") if f.strip()]
+    bad = sorted(set(frameworks) - set(FRAMEWORKS))
+    if bad or not frameworks:
+        raise UserError(f"--framework {','.join(bad) or args.framework!r}: choose from {', '.join(FRAMEWORKS)}")
+    if args.sample is not None and args.sample < 100:
+        raise UserError(f"--sample must be >= 100 rows per table, got {args.sample}")
+    systems = [s.strip() for s in args.systems.split(",")] if args.systems else None
+    say = None if args.json else (lambda s: print(s, file=sys.stderr))
+    reports = {f: build(f, args.out_dir, load_stack(), systems=systems, sample=args.sample or SAMPLE,
+                        say=say or (lambda s: None)) for f in frameworks}
+    if not any(reports.values()):
+        raise UserError("no measured data for the chosen systems and frameworks")
+    if args.report:
+        write_json(args.report, reports)
+    if args.json:
+        print_json(reports)
+    else:
+        for f, rep in reports.items():
+            print(f"{f}: projection band (ln) " + ", ".join(f"{k} {v:.2f}" for k, v in
+                                                            rep.get("projection_band", {}).items()))
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from accelsim.calibrate.validate import validate_profile
+    from accelsim.cli import print_json
+
+    r = validate_profile(args.calibration, args.measurements, hw=args.hw, stack=args.stack)
+    if args.json:
+        print_json(r)
+        return 0
+    print(f"profile fitted on {', '.join(r['profile_chips'])} -> measurements of {r['chip']} "
+          f"({r['fidelity']}): {r['n']} rows")
+    print(f"  {'class':26s} {'n':>6s} {'median %':>9s} {'p90 %':>8s}")
+    for cls, e in r["per_class"].items():
+        print(f"  {cls:26s} {e['n']:6d} {_fmt(e['median_ape']):>9s} {_fmt(e['p90_ape']):>8s}")
+    print(f"  {'all':26s} {r['n']:6d} {_fmt(r['median_ape']):>9s} {_fmt(r['p90_ape']):>8s}")
     return 0
 
 

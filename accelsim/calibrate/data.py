@@ -64,6 +64,22 @@ def load_rows(paths: Sequence[str]) -> list[dict[str, Any]]:
     return rows
 
 
+# Measurement rows from these device kinds are real measurements; anything else (the tuner's
+# "synthetic" replay data) is never calibrated on.
+REAL_DEVICE_KINDS = ("cpu", "gpu")
+
+
+def require_real_device(rows: Sequence[Mapping[str, Any]]) -> None:
+    """UserError when a row is not a measurement of a real device (device_kind not cpu/gpu, or a
+    replay tool wrote it): calibration would fit the model that generated the data."""
+    for r in rows:
+        kind, tool = str(r.get("device_kind", "")), str(r.get("tool", ""))
+        if kind not in REAL_DEVICE_KINDS or "replay" in tool or "synthetic" in tool:
+            where = Path(str(r.get("source_file", ""))).name or "measurements"
+            raise UserError(f"{where}: rows from device '{r.get('device')}' (device_kind '{kind}', tool '{tool}') are "
+                            "not measurements of a real device; calibration accepts only device_kind cpu or gpu")
+
+
 def unit_key(row: Mapping[str, Any]) -> str:
     """The shape a row measured (its split unit): class, name, dtype and the JSON shape."""
     return f"{row['op']}|{row['name']}|{row['dtype']}|{json.dumps(row['shape'], sort_keys=True)}"

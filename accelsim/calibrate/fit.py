@@ -53,7 +53,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -72,6 +72,7 @@ ROWS_CAP = 1e6
 CFG_SCALES = (0.15, 0.3, 0.6)  # candidate decades of kernel distance per doubling of a config value
 CONFIGS = "configs"
 N_FEATURES = 4  # columns of z
+ROOFLINE_COORDS, DIMS_COORDS = "roofline", "dims"
 
 
 def features(t_c: ArrayLike, t_m: ArrayLike, rows: ArrayLike, gather: ArrayLike = 0.0) -> np.ndarray:
@@ -85,6 +86,16 @@ def features(t_c: ArrayLike, t_m: ArrayLike, rows: ArrayLike, gather: ArrayLike 
     w = np.log10(np.clip(np.nan_to_num(rows, posinf=ROWS_CAP), 1.0, ROWS_CAP))
     g = np.log10(np.clip(gather, 1.0, ROWS_CAP))
     return np.stack([u, v, w, g], axis=-1)
+
+
+def dim_features(dims: Sequence[ArrayLike]) -> np.ndarray:
+    """z = log10 of each operator dimension (`Op.dims`, clipped to >= 1), broadcast together; output
+    has a trailing axis of len(dims). Interpolating in the shape itself (GEMM m, n, k ...) follows
+    what a kernel library's tile and wave choices depend on: on the H100 bf16 GEMM table a kernel
+    smoother in (log m, log n, log k) predicts held-out (n, k) shapes to a 4.9% median error, where the
+    roofline coordinates reach 14%."""
+    arrs = np.broadcast_arrays(*(np.asarray(x, dtype=np.float64) for x in dims))
+    return np.stack([np.log10(np.maximum(a, 1.0)) for a in arrs], axis=-1)
 
 
 def config_matrix(configs: Sequence[Mapping[str, Any]], keys: Sequence[str] | None = None
@@ -123,6 +134,25 @@ class Curve:
     zc: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)), repr=False)
     cfg_scale: float = 0.0  # decades of kernel distance per doubling of a config parameter
     g_half: float = 0.0  # gathered-row bytes at which a gather's memory rate halves (per-row cost)
+    coords: str = ROOFLINE_COORDS  # residual coordinates: ROOFLINE_COORDS (`features`) or DIMS_COORDS (`dim_features`)
+    w: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)  # point weights; empty = all 1
+
+    def compact(self, cell: float = 0.5) -> Curve:
+        """The same curve with its residual points binned into cells of `cell` x h decades (mean
+        residual per cell, weighted by its point count): the smoother at width h barely changes,
+        the stored points shrink to the occupied cells. Config-aware curves are returned as is."""
+        if self.h <= 0 or len(self.r) == 0 or self.cfg_keys:
+            return self
+        w = self.w if len(self.w) else np.ones(len(self.r))
+        cells = np.floor(self.z / (cell * self.h)).astype(np.int64)
+        _, inv = np.unique(cells, axis=0, return_inverse=True)
+        inv = inv.ravel()
+        n = inv.max() + 1
+        wsum = np.bincount(inv, weights=w, minlength=n)
+        z = np.stack([np.bincount(inv, weights=w * self.z[:, j], minlength=n) for j in range(self.z.shape[1])],
+                     axis=1) / wsum[:, None]
+        r = np.bincount(inv, weights=w * self.r, minlength=n) / wsum
+        return replace(self, z=z, r=r, w=wsum)
 
     def base_time_s(self, t_c: ArrayLike, t_m: ArrayLike, rows: ArrayLike, gather: ArrayLike = 0.0) -> np.ndarray:
         return _base(np.asarray(t_c), np.asarray(t_m), np.asarray(rows), np.asarray(gather), self.e_c, self.e_m,
@@ -142,22 +172,34 @@ class Curve:
             flat = np.hstack([flat, np.repeat(zc, len(flat), axis=0)])
             train = np.hstack([self.z, self.zc * self.cfg_scale])
         k = _kernel(flat, train, self.h)
+        if len(self.w):
+            k = k * self.w[None, :]
         return ((k @ self.r) / (k.sum(axis=1) + PRIOR_WEIGHT)).reshape(z.shape[:-1])
 
     def time_s(self, t_c: ArrayLike, t_m: ArrayLike, rows: ArrayLike,
-               config: Mapping[str, Any] | None = None, *, gather: ArrayLike = 0.0) -> np.ndarray:
+               config: Mapping[str, Any] | None = None, *, gather: ArrayLike = 0.0,
+               dims: Sequence[ArrayLike] = ()) -> np.ndarray:
         """Predicted seconds per call for roofline terms t_c, t_m [s], GEMM rows and the bytes of
-        one randomly gathered row (`Op.gather_bytes`; 0 = streaming access)."""
-        return (self.base_time_s(t_c, t_m, rows, gather)
-                * np.exp(self.residual(features(t_c, t_m, rows, gather), config)))
+        one randomly gathered row (`Op.gather_bytes`; 0 = streaming access); a DIMS_COORDS curve
+        also needs the operator's `dims` (`Op.dims`) and without them applies no residual."""
+        base = self.base_time_s(t_c, t_m, rows, gather)
+        if self.coords == DIMS_COORDS:
+            if not dims or self.z.shape[1] != len(dims):
+                return base
+            return base * np.exp(self.residual(dim_features(dims), config))
+        return base * np.exp(self.residual(features(t_c, t_m, rows, gather), config))
 
     def to_dict(self) -> dict[str, Any]:
         d = {"e_c": self.e_c, "e_m": self.e_m, "t0_s": self.t0_s, "r_half": self.r_half, "g_half": self.g_half,
              "h_decades": self.h,
-             "n_train": self.n_train, "loo_log_err": self.loo_log_err, "z": np.round(self.z, 6).tolist(),
-             "r": np.round(self.r, 6).tolist()}
+             "n_train": self.n_train, "loo_log_err": self.loo_log_err, "z": np.round(self.z, 5).tolist(),
+             "r": np.round(self.r, 5).tolist()}
         if self.cfg_keys:
             d.update(cfg_keys=list(self.cfg_keys), zc=np.round(self.zc, 6).tolist(), cfg_scale=self.cfg_scale)
+        if len(self.w):
+            d["w"] = np.round(self.w, 3).tolist()
+        if self.coords != ROOFLINE_COORDS:
+            d["coords"] = self.coords
         return d
 
     @classmethod
@@ -169,7 +211,8 @@ class Curve:
         return cls(float(d["e_c"]), float(d["e_m"]), float(d["t0_s"]), float(d.get("r_half", 0.0)),
                    float(d.get("h_decades", 0.0)), z, np.asarray(d.get("r", []), dtype=np.float64),
                    int(d.get("n_train", len(z))), float(d.get("loo_log_err", math.nan)), keys, zc,
-                   float(d.get("cfg_scale", 0.0)), float(d.get("g_half", 0.0)))
+                   float(d.get("cfg_scale", 0.0)), float(d.get("g_half", 0.0)),
+                   str(d.get("coords", ROOFLINE_COORDS)), np.asarray(d.get("w", []), dtype=np.float64))
 
 
 def _base(t_c: np.ndarray, t_m: np.ndarray, rows: np.ndarray, gather: np.ndarray, e_c: float, e_m: float,
@@ -240,12 +283,14 @@ def fit_parametric_gather(t_c: np.ndarray, t_m: np.ndarray, rows: np.ndarray, ga
 
 def fit_curve(t_c: ArrayLike, t_m: ArrayLike, rows: ArrayLike, t: ArrayLike,
               configs: Sequence[Mapping[str, Any]] | None = None, groups: Sequence[Any] | None = None, *,
-              gather: ArrayLike | None = None) -> Curve:
+              gather: ArrayLike | None = None, dims: np.ndarray | None = None) -> Curve:
     """Fit one curve to measured seconds `t` (1-D arrays of equal length, all t > 0).
 
     configs: one kernel config per point -> a config-aware curve; groups: the shape of each point,
     so the residual's bandwidth is chosen leaving a whole shape out (as the held-out split does);
-    gather: bytes of one randomly gathered row per point (`Op.gather_bytes`; None or 0 = streaming)."""
+    gather: bytes of one randomly gathered row per point (`Op.gather_bytes`; None or 0 = streaming);
+    dims: (points, d) operator dimensions (`Op.dims`): the residual interpolates in them
+    (DIMS_COORDS) instead of the roofline coordinates."""
     t_c, t_m, rows, t = (np.asarray(x, dtype=np.float64).ravel() for x in (t_c, t_m, rows, t))
     gather = np.zeros_like(t) if gather is None else np.broadcast_to(np.asarray(gather, dtype=np.float64), t.shape)
     if len(t) < MIN_POINTS:
@@ -254,7 +299,8 @@ def fit_curve(t_c: ArrayLike, t_m: ArrayLike, rows: ArrayLike, t: ArrayLike,
         raise ValueError("measured times must be > 0")
     e_c, e_m, t0, r_half, g_half = fit_parametric_gather(t_c, t_m, rows, gather, t)
     r = np.log(t) - np.log(_base(t_c, t_m, rows, gather, e_c, e_m, t0, r_half, g_half))
-    z = features(t_c, t_m, rows, gather)
+    z = features(t_c, t_m, rows, gather) if dims is None else dim_features(list(np.asarray(dims, dtype=np.float64).T))
+    coords = ROOFLINE_COORDS if dims is None else DIMS_COORDS
     keys, zc = config_matrix(configs) if configs else ((), np.zeros((len(t), 0)))
     group_ids = np.unique(np.asarray(groups if groups is not None else np.arange(len(t)), dtype=str),
                           return_inverse=True)[1]
@@ -271,7 +317,8 @@ def fit_curve(t_c: ArrayLike, t_m: ArrayLike, rows: ArrayLike, t: ArrayLike,
     h, scale, err = best
     if h == 0.0:
         return Curve(e_c, e_m, t0, r_half, n_train=len(t), loo_log_err=err, g_half=g_half)
-    return Curve(e_c, e_m, t0, r_half, h, z, r, len(t), err, keys, zc if keys else np.zeros((0, 0)), scale, g_half)
+    return Curve(e_c, e_m, t0, r_half, h, z, r, len(t), err, keys, zc if keys else np.zeros((0, 0)), scale, g_half,
+                 coords)
 
 
 def curve_key(op_class: str, dtype: str | None = None, configs: bool = False) -> str:
@@ -281,15 +328,19 @@ def curve_key(op_class: str, dtype: str | None = None, configs: bool = False) ->
 
 def fit_curves(classes: Sequence[str], dtypes: Sequence[str], configs: Sequence[Mapping[str, Any]],
                units: Sequence[str], t_c: np.ndarray, t_m: np.ndarray, rows: np.ndarray,
-               t: np.ndarray, gather: np.ndarray | None = None) -> dict[str, Curve]:
+               t: np.ndarray, gather: np.ndarray | None = None, *, dims: Sequence[np.ndarray] | None = None,
+               pooled: bool = True) -> dict[str, Curve]:
     """Curves per class and per (class, dtype) with >= MIN_POINTS points. Where rows carry kernel
     configs, those curves describe the tuned kernel (per shape, the fastest config measured) and a
     config-aware curve 'class|dtype|configs' is fitted on every row; `units` names each row's shape;
-    `gather`: bytes per randomly gathered row of each point (None = all streaming)."""
+    `gather`: bytes per randomly gathered row of each point (None = all streaming);
+    `dims`: each point's operator dimensions (`Op.dims`) -> curves interpolating in them, with the
+    residual width chosen leaving a whole unit out; pooled=False: no class-wide curve (per dtype only)."""
     gather = np.zeros(len(t)) if gather is None else np.asarray(gather, dtype=np.float64)
     groups: dict[str, list[int]] = {}
     for i, (c, d) in enumerate(zip(classes, dtypes)):
-        groups.setdefault(curve_key(c), []).append(i)
+        if pooled:
+            groups.setdefault(curve_key(c), []).append(i)
         groups.setdefault(curve_key(c, d), []).append(i)
     out = {}
     for key in sorted(groups):
@@ -307,7 +358,11 @@ def fit_curves(classes: Sequence[str], dtypes: Sequence[str], configs: Sequence[
             idx = sorted(fastest.values())
         if len(idx) >= MIN_POINTS:
             sel = np.asarray(idx)
-            out[key] = fit_curve(t_c[sel], t_m[sel], rows[sel], t[sel], gather=gather[sel])
+            if dims is not None:
+                out[key] = fit_curve(t_c[sel], t_m[sel], rows[sel], t[sel], groups=[units[i] for i in idx],
+                                     gather=gather[sel], dims=np.stack([dims[i] for i in idx]))
+            else:
+                out[key] = fit_curve(t_c[sel], t_m[sel], rows[sel], t[sel], gather=gather[sel])
     return out
 
 
@@ -323,5 +378,9 @@ def pick_curve(curves: Mapping[str, Curve], op_class: str, dtype: str,
     keys += [curve_key(op_class, dtype)] + [curve_key(op_class, d) for d in _WIDER.get(dtype, ())]
     for key in [*keys, curve_key(op_class)]:
         if key in curves:
+            return key, curves[key]
+    # no pooled curve stored: the widest measured format's (bf16 before fp8 ...)
+    for d in ("fp32", "bf16", "fp8", "int8", "fp4"):
+        if (key := curve_key(op_class, d)) in curves:
             return key, curves[key]
     return None

@@ -24,8 +24,8 @@ from accelsim.calibrate.data import chip_from_dict
 from accelsim.calibrate.fit import Curve, pick_curve
 from accelsim.errors import UserError
 from accelsim.io import write_json
-from accelsim.ops import F, Op, OpKind
-from accelsim.perf import Efficiency, Fidelity, HwVec
+from accelsim.ops import COLLECTIVES, F, Op, OpKind
+from accelsim.perf import Efficiency, Fidelity, HwVec, link_bw
 from accelsim.spec.chip import Chip
 
 SCHEMA = "accelsim.calibration/1"
@@ -42,10 +42,15 @@ class Profile:
     held_out: Mapping[str, Any] = field(default_factory=dict)
     provenance: Mapping[str, Any] = field(default_factory=dict)
     path: str = ""
+    chips: tuple[str, ...] = ()  # chips whose measurements were fitted (default: `chip` alone)
+
+    @property
+    def own_chips(self) -> tuple[str, ...]:
+        return self.chips or (self.chip.name,)
 
     @property
     def measured_classes(self) -> list[str]:
-        return sorted(k for k in self.curves if "|" not in k)
+        return sorted({k.split("|")[0] for k in self.curves})
 
     @property
     def fallback_classes(self) -> list[str]:
@@ -58,6 +63,7 @@ class Profile:
         return {
             "schema": SCHEMA,
             "chip": self.chip.to_dict(),
+            "profile_chips": list(self.own_chips),
             "measured_classes": self.measured_classes,
             "fallback_classes": self.fallback_classes,
             "fallback_note": "classes without a curve use the base analytical stack given to load_profile "
@@ -79,12 +85,29 @@ class Profile:
             band = {k: float(v) for k, v in d.get("band_log", {}).items()}
         except (KeyError, TypeError, ValueError) as exc:
             raise UserError(f"{name}: bad curve entry ({exc})") from None
-        return cls(chip_from_dict(d["chip"]), curves, band, d.get("held_out", {}), d.get("provenance", {}), path)
+        chip = chip_from_dict(d["chip"])
+        return cls(chip, curves, band, d.get("held_out", {}), d.get("provenance", {}), path,
+                   tuple(d.get("profile_chips", (chip.name,))))
 
 
 def save_profile(profile: Profile, path: str | Path) -> None:
-    """Write the profile JSON atomically."""
+    """Write the profile JSON atomically (gzip-compressed, compact, when `path` ends in .gz)."""
+    if str(path).endswith(".gz"):
+        import gzip
+
+        from accelsim.io import atomic_open
+
+        data = json.dumps(profile.to_dict(), separators=(",", ":")).encode("utf-8")
+        with atomic_open(path, "wb") as fh:
+            fh.write(gzip.compress(data, mtime=0))
+        return
     write_json(path, profile.to_dict())
+
+
+def _gunzip(p: Path) -> str:
+    import gzip
+
+    return gzip.decompress(p.read_bytes()).decode("utf-8")
 
 
 def read_profile(path: str | Path) -> Profile:
@@ -93,8 +116,9 @@ def read_profile(path: str | Path) -> Profile:
     if not p.is_file():
         raise UserError(f"calibration profile '{path}' does not exist")
     try:
-        d = json.loads(p.read_text(encoding="utf-8"), parse_constant=_no_constant)
-    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+        text = _gunzip(p) if p.suffix == ".gz" else p.read_text(encoding="utf-8")
+        d = json.loads(text, parse_constant=_no_constant)
+    except (ValueError, UnicodeDecodeError, OSError, EOFError) as exc:  # JSONDecodeError is a ValueError
         raise UserError(f"{p.name}: not valid JSON ({exc})") from None
     if not isinstance(d, dict) or "chip" not in d or "curves" not in d:
         raise UserError(f"{p.name}: not a calibration profile (needs 'schema', 'chip' and 'curves')")
@@ -115,6 +139,11 @@ class CalibratedEfficiency:
 
     log_shift: per-class ln-multiplier on the efficiency ("*" for all), used by projection bands;
     cap_other_chips: largest efficiency on a chip other than the profile's (1 = datasheet roofline).
+    Collectives with a curve are calibrated on their network term (the curve gives the whole
+    collective's time from fabric bytes / link bandwidth and the group size); within the scale-up
+    domain only: a group on the scale-out network keeps `base`'s terms.
+    fidelity: CALIBRATED on the profile's own chips, PROJECTED when carried to another chip, with
+    `band_for(class)` the ln half-width measured for that use (held-out or leave-one-chip-out).
     """
 
     profile: Profile
@@ -129,19 +158,33 @@ class CalibratedEfficiency:
 
     @property
     def link_latency_s(self) -> float:
-        return float(self.base.link_latency_s)
+        # a collective curve includes the per-step latency; an unfitted collective gets base's latency
+        # folded into its network efficiency instead (`network`), so one global value serves both
+        fitted = any(str(k) in self.profile.measured_classes for k in COLLECTIVES)
+        return 0.0 if fitted else float(self.base.link_latency_s)
+
+    def band_for(self, op_class: str) -> float:
+        """ln half-width of this efficiency's error for an operator class (0 if not measured)."""
+        return self.profile.band_for(op_class) if op_class in self.profile.measured_classes else 0.0
+
+    @property
+    def band(self) -> dict[str, float]:
+        """ln half-width per measured class, and '*' over all of them."""
+        return {k: float(v) for k, v in self.profile.band_log.items()}
 
     def uses_curve(self, op: Op) -> bool:
         return pick_curve(self.profile.curves, str(op.kind), op.dtype) is not None
 
     def _eff(self, op: Op, hw: HwVec) -> F | None:
+        if op.kind in COLLECTIVES:
+            return None
         hit = pick_curve(self.profile.curves, str(op.kind), op.dtype)
         if hit is None:
             return None
         curve = hit[1]
         t_c = op.flops / hw.peak[op.dtype]
         t_m = op.bytes / hw.mem_bw
-        t_pred = curve.time_s(t_c, t_m, op.rows, gather=op.gather_bytes)
+        t_pred = curve.time_s(t_c, t_m, op.rows, gather=op.gather_bytes, dims=op.dims)
         t_roof = np.maximum(t_c, t_m)
         work = np.maximum(t_pred - self.kernel_overhead_s, WORK_FLOOR * t_pred)
         shift = self.log_shift.get(str(op.kind), self.log_shift.get("*", 0.0))
@@ -152,7 +195,7 @@ class CalibratedEfficiency:
         shape = np.shape(hw.mem_bw)
         if len(hw.names) != int(np.prod(shape)):  # names not aligned with the arrays: treat as other chips
             return np.asarray(self.cap_other_chips)
-        own = np.asarray([n == self.profile.chip.name for n in hw.names]).reshape(shape)
+        own = np.asarray([n in self.profile.own_chips for n in hw.names]).reshape(shape)
         return np.where(own, np.inf, self.cap_other_chips)
 
     def compute(self, op: Op, hw: HwVec) -> F:
@@ -164,7 +207,23 @@ class CalibratedEfficiency:
         return self.base.memory(op, hw) if eff is None else eff
 
     def network(self, op: Op, hw: HwVec) -> F:
-        return self.base.network(op, hw)
+        hit = pick_curve(self.profile.curves, str(op.kind), op.dtype) if op.kind in COLLECTIVES else None
+        if op.group <= 1 or op.kind not in COLLECTIVES:
+            return self.base.network(op, hw)
+        link = link_bw(op, hw)
+        t_net = op.comm_bytes / link
+        # base's terms, with base's per-step latency carried in the efficiency (link_latency_s may be 0)
+        lat = op.comm_steps * (float(self.base.link_latency_s) - self.link_latency_s)
+        base_eff = t_net / np.maximum(t_net / self.base.network(op, hw) + lat, 1e-30)
+        if hit is None:
+            return self.base.network(op, hw) if self.link_latency_s == self.base.link_latency_s else base_eff
+        t_pred = hit[1].time_s(np.zeros_like(t_net), t_net, np.full_like(t_net, float(op.group)), dims=op.dims)
+        roof = np.maximum(op.flops / (hw.peak[op.dtype] * self.base.compute(op, hw)),
+                          op.bytes / (hw.mem_bw * self.base.memory(op, hw)))
+        work = np.maximum(t_pred - roof - self.kernel_overhead_s, WORK_FLOOR * t_pred)
+        shift = self.log_shift.get(str(op.kind), self.log_shift.get("*", 0.0))
+        eff = np.clip(t_net / np.maximum(work, 1e-30) * np.exp(shift), 1e-6, np.inf)
+        return np.where(op.group <= hw.scale_up_domain, eff, base_eff)
 
 
 def load_profile(path: str | Path, base: Efficiency) -> CalibratedEfficiency:

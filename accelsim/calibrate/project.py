@@ -20,6 +20,7 @@ Throughput rises with every efficiency, so the band's predictions bracket the mi
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -112,20 +113,44 @@ def predict_band(chip: Chip, model: Model, profile: Profile, *, base: Efficiency
     """`accelsim.predict.predict` with the projected mid efficiency, plus `<key>_low` / `<key>_high`
     (the smaller and larger of the two band predictions) for throughput, latency, power and energy.
     predict_kwargs: chips, tp, ep, pp, dtype, ... as `predict` takes them (not `eff`)."""
-    from accelsim.predict import predict
-
     band = project(profile, chip, base=base, peers=peers)
-    mid = predict(chip, model, eff=band.mid, **predict_kwargs)
-    pinned = {**predict_kwargs, **mid.layout_kwargs()}  # the band is of mid's operating point, not a new search
-    lo = predict(chip, model, eff=band.low, **pinned)
-    hi = predict(chip, model, eff=band.high, **pinned)
-    out = dict(mid)
-    for key in BAND_KEYS_LLM if "throughput_tokens_per_s" in mid else BAND_KEYS_RANKING:
-        out[f"{key}_low"] = min(lo[key], hi[key])
-        out[f"{key}_high"] = max(lo[key], hi[key])
+    out = _banded(chip, model, band.mid, band.low, band.high, predict_kwargs)
     out["band_half_width_ln"] = band.half_width
     out["band_transfer"] = band.transfer
     out["band_rule"] = ("per measured class: ln-efficiency +- sqrt(q_heldout_p90^2 + s_transfer^2); "
                         "other classes use the base stack unbanded")
     out["calibrated_on"] = profile.chip.name
+    return out
+
+
+def predict_with_band(chip: Chip, model: Model, eff: CalibratedEfficiency, **predict_kwargs: Any) -> dict[str, Any]:
+    """A prediction with a calibrated or projected efficiency (a shipped profile, `accelsim.calibrate.
+    shipped`) and its band: `<key>_low` / `<key>_high` from every measured class's efficiency moved
+    by its measured ln half-width (`eff.band_for`: held-out error on the profile's own chip,
+    leave-one-chip-out error when projected). Keys added: band_half_width_ln, band_source,
+    calibrated_on (the chips the profile was fitted on)."""
+    half = {c: eff.band_for(c) for c in eff.profile.measured_classes}
+    low = replace(eff, log_shift={c: -w for c, w in half.items()})
+    high = replace(eff, log_shift=dict(half))
+    out = _banded(chip, model, eff, low, high, predict_kwargs)
+    out["band_half_width_ln"] = half
+    projected = str(eff.fidelity) == "projected"
+    out["band_source"] = ("leave-one-chip-out error per class (p90 |ln|) of the projection" if projected
+                          else "held-out-shape error per class (p90 |ln|) on this chip")
+    out["calibrated_on"] = list(eff.profile.own_chips)
+    return out
+
+
+def _banded(chip: Chip, model: Model, mid_eff: Efficiency, low_eff: Efficiency, high_eff: Efficiency,
+            predict_kwargs: dict[str, Any]) -> dict[str, Any]:
+    from accelsim.predict import predict
+
+    mid = predict(chip, model, eff=mid_eff, **predict_kwargs)
+    pinned = {**predict_kwargs, **mid.layout_kwargs()}  # the band is of mid's operating point, not a new search
+    lo = predict(chip, model, eff=low_eff, **pinned)
+    hi = predict(chip, model, eff=high_eff, **pinned)
+    out = dict(mid)
+    for key in BAND_KEYS_LLM if "throughput_tokens_per_s" in mid else BAND_KEYS_RANKING:
+        out[f"{key}_low"] = min(lo[key], hi[key])
+        out[f"{key}_high"] = max(lo[key], hi[key])
     return out

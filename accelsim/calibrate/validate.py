@@ -182,3 +182,42 @@ def _per_class(cls: list[str], tr: np.ndarray, te: np.ndarray, t: np.ndarray, ca
                               "g_half": cv.g_half, "h_decades": cv.h}
         out[c] = entry
     return out
+
+
+def validate_profile(profile_path: str, measurement_paths: Sequence[str], *, hw: str | None = None,
+                     stack: str | None = None) -> dict[str, Any]:
+    """`accelsim validate`: a profile's error on measurements of any chip, through `perf.cost` (the
+    path predictions take). On one of the profile's own chips the profile is used as calibrated; on
+    another chip it is projected (curves in that chip's coordinates, efficiency capped at 1).
+    Rows are taken as the engine runs them (`gpu.engine_rows`). Errors in percent."""
+    from accelsim.calibrate import gpu as G
+    from accelsim.calibrate.data import load_rows, require_real_device, resolve_chip
+    from accelsim.calibrate.profile import CalibratedEfficiency, read_profile
+    from accelsim.perf import Fidelity
+    from accelsim.stacks import DEFAULT_STACK, load_stack
+
+    profile = read_profile(profile_path)
+    rows = load_rows(measurement_paths)
+    require_real_device(rows)
+    chip, source, chip_rows = resolve_chip(rows, hw)
+    framework = str(profile.provenance.get("framework", ""))
+    rows = G.engine_rows([r for i, r in enumerate(rows) if i not in chip_rows],
+                         add_quantize=G.quantize_with_gemm(framework))
+    if not rows:
+        raise UserError("no measurement rows left to validate on (fp8 GEMM rows need their quantize rows)")
+    own = chip.name in profile.own_chips
+    eff = CalibratedEfficiency(profile, load_stack(stack or DEFAULT_STACK),
+                               fidelity=Fidelity.CALIBRATED if own else Fidelity.PROJECTED)
+    meas = np.asarray([float(r["median_s"]) for r in rows])
+    pred = G.predict_rows(rows, chip, eff)
+    cls = np.asarray([G.row_class(r) for r in rows])
+    ape = _ape(meas, pred)
+    per_class = {}
+    for c in sorted(set(cls.tolist())):
+        sel = cls == c
+        per_class[c] = {"n": int(sel.sum()), "median_ape": float(np.median(ape[sel])),
+                        "p90_ape": float(np.percentile(ape[sel], 90))}
+    return {"chip": chip.name, "chip_source": source, "profile": str(profile_path),
+            "profile_chips": list(profile.own_chips), "fidelity": str(eff.fidelity), "n": len(rows),
+            "ape_units": "percent", "median_ape": float(np.median(ape)), "p90_ape": float(np.percentile(ape, 90)),
+            "per_class": per_class}

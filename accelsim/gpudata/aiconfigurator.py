@@ -210,8 +210,10 @@ def _nccl(df: Any) -> Iterable[tuple[str, str, dict[str, Any], dict[str, Any]]]:
     for r in df.itertuples(index=False):
         kind = kinds.get(r.op_name)
         fmt = getattr(r, dcol)
-        if kind and fmt in FORMATS:
-            nbytes = r.message_size * (2.0 if FORMATS[fmt][0] == "bf16" else FORMATS[fmt][1])
+        # 16-bit payloads only: serving moves bf16 activations, and the int8 all-reduce rows are not
+        # consistent with their own sizes (H100: 2^27 elements at 699 GB/s bus bandwidth, 2^28 at 342)
+        if kind and fmt in FORMATS and FORMATS[fmt][0] == "bf16":
+            nbytes = r.message_size * 2.0
             cfg = {"format": fmt, "implementation": getattr(r, "implementation", r.kernel_source)}
             yield kind, f"{kind}_{r.kernel_source}".lower(), {"bytes": nbytes, "group": r.num_gpus}, cfg
 
@@ -232,9 +234,10 @@ CONVERTERS: dict[str, Callable[[Any], Iterable[tuple[str, str, dict[str, Any], d
 
 
 def convert(table: Table, *, package: str | None = None, limit: int | None = None, kernel: str | None = None,
-            routing: str | None = None) -> tuple[list[dict[str, Any]], int]:
+            routing: str | None = None, sample: int | None = None) -> tuple[list[dict[str, Any]], int]:
     """(measurement rows, rows skipped for an unsupported number format) of one table.
-    kernel: keep rows whose kernel_source contains it; routing: keep MoE rows of that distribution."""
+    kernel: keep rows whose kernel_source contains it; routing: keep MoE rows of that distribution;
+    limit: the first N rows; sample: N rows drawn at random (seed 0) when the table has more."""
     import pandas as pd
 
     from accelsim.calibrate.data import row_ops
@@ -247,6 +250,8 @@ def convert(table: Table, *, package: str | None = None, limit: int | None = Non
         df = df[df["distribution"] == routing]
     if limit is not None:
         df = df.iloc[:limit]
+    if sample is not None and len(df) > sample:
+        df = df.sample(n=sample, random_state=0)
     df = df[np.isfinite(df["latency"]) & (df["latency"] > 0)]
     out: list[dict[str, Any]] = []
     skipped = 0
@@ -274,13 +279,13 @@ def convert(table: Table, *, package: str | None = None, limit: int | None = Non
 
 
 def import_rows(tables: Sequence[Table], *, limit: int | None = None, kernel: str | None = None,
-                routing: str | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+                routing: str | None = None, sample: int | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Rows of every table (filters as `convert`) and a summary (per table: rows written and skipped)."""
     package = package_version()
     rows: list[dict[str, Any]] = []
     summary: dict[str, Any] = {"package": PACKAGE, "package_version": package, "license": LICENSE, "tables": []}
     for t in tables:
-        got, skipped = convert(t, package=package, limit=limit, kernel=kernel, routing=routing)
+        got, skipped = convert(t, package=package, limit=limit, kernel=kernel, routing=routing, sample=sample)
         rows += got
         summary["tables"].append({"system": t.system, "chip": t.chip, "op": t.op, "framework": t.framework,
                                   "version": t.version, "table": t.name, "collection": t.collection,
