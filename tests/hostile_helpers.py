@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import signal
 import sqlite3
 from dataclasses import dataclass
@@ -121,6 +122,12 @@ def hostile_files(root: Path) -> dict[str, str]:
     put("cluster_latin1", "cluster.toml", b"[[llm]]\nhw = \"h\xe9\"\n")
     put("bad_runner", "runner.toml", 'title = "x"\nrunner = "os:getcwd"\n')
     put("exec_runner", "exec.toml", 'title = "x"\nrunner = "accelsim.cli:main"\n')
+    catalog = Path(__file__).parents[1] / "workloads" / "llama3-8b.toml"
+    for sub, value in (("huge", "100000000000000000000000"), ("inf", "inf")):
+        (root / sub).mkdir()
+        text = re.sub(r"(?m)^hidden_size = .*$", f"hidden_size = {value}", catalog.read_text(encoding="utf-8"))
+        (root / sub / "llama3-8b.toml").write_text(text, encoding="utf-8")
+        p[f"model_{sub}"] = root / sub / "llama3-8b.toml"
     foreign = root / "foreign.sqlite"
     with sqlite3.connect(foreign) as db:
         db.execute("CREATE TABLE notes (x TEXT)")

@@ -76,6 +76,8 @@ CASES: dict[str, list[str]] = {
     "predict:hw-long": ["predict", "--hw", LONG, "--model", "llama3-70b", "--chips", "8"],
     "predict:model-latin1": ["predict", "--hw", "mtia-450", "--model", "{latin1_toml}", "--chips", "8"],
     "predict:stack-nosuch": [*PREDICT, "--stack", "nosuch"],
+    "predict:model-huge-dim": ["predict", "--hw", "mtia-450", "--model", "{model_huge}", "--chips", "8"],
+    "predict:model-inf-dim": ["predict", "--hw", "mtia-450", "--model", "{model_inf}", "--chips", "8"],
     # plan
     "plan:pp-without-tp": [*PLAN_SITE, "--pp", "1000"],
     "plan:ep-without-tp": ["plan", "--hw", "mtia-450", "--model", "llama4-maverick", "--site-power-w", "1e9",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import tomllib
 from importlib import resources
 from pathlib import Path
@@ -64,6 +65,11 @@ def read_user_file(path: str, what: str, missing: str | None = None) -> dict[str
         raise UserError(f"{what} '{path}' cannot be read: {getattr(exc, 'strerror', None) or exc}") from None
 
 
+# No quantity in a catalog file comes near this (FLOP/s ~1e18, bytes ~1e15, parameters ~1e13): a
+# larger value is a typo, and would print as a number hundreds of digits long.
+MAX_NUMBER = 1e30
+
+
 class Reader:
     """Pulls typed keys out of a TOML table; rejects unknown keys; errors name file and key."""
 
@@ -93,18 +99,20 @@ class Reader:
             raise UserError(f"{self.where(key)} must be one of {', '.join(choices)}, got '{val}'")
         return val
 
-    def number(self, key: str, default: Any = ..., lo: float = 0.0, hi: float = float("inf"),
+    def number(self, key: str, default: Any = ..., lo: float = 0.0, hi: float = MAX_NUMBER,
                integer: bool = False) -> float:
         val = self.raw(key, default)
         if isinstance(val, bool) or not isinstance(val, int | float):
             raise UserError(f"{self.where(key)} must be a number, got {val!r}")
+        if isinstance(val, float) and not math.isfinite(val):
+            raise UserError(f"{self.where(key)} must be a finite number, got {val!r}")
         if integer and (not float(val).is_integer()):
             raise UserError(f"{self.where(key)} must be a whole number, got {val!r}")
-        if not (lo <= val <= hi) or val != val:
-            raise UserError(f"{self.where(key)} = {val!r} is out of range [{lo:g}, {hi:g}]")
+        if not (lo <= val <= hi):
+            raise UserError(f"{self.where(key)} = {str(val)[:40]} is out of range [{lo:g}, {hi:g}]")
         return int(val) if integer else float(val)
 
-    def int(self, key: str, default: Any = ..., lo: float = 0, hi: float = float("inf")) -> int:
+    def int(self, key: str, default: Any = ..., lo: float = 0, hi: float = MAX_NUMBER) -> int:
         return int(self.number(key, default, lo, hi, integer=True))
 
     def bool(self, key: str, default: Any = ...) -> bool:

@@ -296,13 +296,14 @@ def _parse_llm(r: Reader, name: str) -> LLM:
         assumptions=MappingProxyType(_assumptions(r)),
         attention=attention,
         moe=moe,
-        hidden_size=arch.int("hidden_size", lo=1),
-        num_layers=arch.int("num_layers", lo=1),
-        num_heads=arch.int("num_heads", lo=1),
-        num_kv_heads=arch.int("num_kv_heads", lo=1),
-        head_dim=arch.int("head_dim", lo=1),
-        intermediate_size=arch.int("intermediate_size", lo=1),
-        vocab_size=arch.int("vocab_size", lo=1),
+        # upper bounds: ~100x the largest published model (a typo must not size a 1e20-byte model)
+        hidden_size=arch.int("hidden_size", lo=1, hi=1 << 20),
+        num_layers=arch.int("num_layers", lo=1, hi=100_000),
+        num_heads=arch.int("num_heads", lo=1, hi=1 << 16),
+        num_kv_heads=arch.int("num_kv_heads", lo=1, hi=1 << 16),
+        head_dim=arch.int("head_dim", lo=1, hi=1 << 16),
+        intermediate_size=arch.int("intermediate_size", lo=1, hi=1 << 22),
+        vocab_size=arch.int("vocab_size", lo=1, hi=1 << 26),
         tie_word_embeddings=arch.bool("tie_word_embeddings", False),
     )
     arch.done()
