@@ -112,9 +112,12 @@ def _gunzip(p: Path) -> str:
 
 def read_profile(path: str | Path) -> Profile:
     """Read a profile file; a missing file or a file that is not a profile is a UserError."""
-    p = Path(path)
-    if not p.is_file():
-        raise UserError(f"calibration profile '{path}' does not exist")
+    from accelsim.io import check_input_file
+
+    try:
+        p = check_input_file(path, "calibration profile")
+    except ValueError as exc:  # missing, a directory, not a regular file ...
+        raise UserError(str(exc)) from None
     try:
         text = _gunzip(p) if p.suffix == ".gz" else p.read_text(encoding="utf-8")
         d = json.loads(text, parse_constant=_no_constant)
