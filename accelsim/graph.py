@@ -194,6 +194,16 @@ def llm_ops(model: LLM, par: Parallel, prec: Precision, phase: Phase, tokens: Ar
     return out
 
 
+def sampler_ops(model: LLM, rows: ArrayLike, bytes_per_logit: float) -> list[O.Op]:
+    """The sampler of one step: `rows` sequences each draw a token from `vocab_size` logits, moving
+    `bytes_per_logit` bytes per logit (softmax, top-k/top-p sort, cumulative sum, the draw; a
+    software-stack property). Nothing when the stack fuses sampling into the LM head (0 bytes)."""
+    if bytes_per_logit <= 0:
+        return []
+    r = np.asarray(rows, dtype=np.float64)
+    return [O.elementwise("sampler", r * model.vocab_size, dtype="bf16", bytes_per_elem=bytes_per_logit)]
+
+
 def _attention(model: LLM, par: Parallel, prec: Precision, t: np.ndarray,
                cores: list[tuple[Phase, np.ndarray, np.ndarray]], frac: float) -> list[O.Op]:
     """The attention block: projections over all `t` rows of the step, then one attention core per

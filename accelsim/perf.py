@@ -142,10 +142,10 @@ class Analytical:
     ramp_s: float = 1e-6
     gather_overhead_bytes: float = 64.0
     # Per serving step, read by `predict.llm_metrics` (not `cost`): the engine's host time with the
-    # chip idle (scheduling, input preparation), and chip time per running sequence that no operator
-    # of the lowering carries (sampling over the vocabulary, per-sequence metadata kernels).
+    # chip idle (scheduling, input preparation), and the sampler's memory traffic per logit of every
+    # sampled row (`graph.sampler_ops`: top-k/top-p over the vocabulary; 0 = fused into the LM head).
     host_step_s: float = 0.0
-    seq_step_s: float = 0.0
+    sampler_bytes_per_logit: float = 0.0
     fidelity: Fidelity = Fidelity.ANALYTICAL
     source: str = field(default="", compare=False)
 

@@ -8,11 +8,11 @@ tp x pp chips holding B sequences of `input_len` prompt and `output_len` generat
     at steady state B / output_len prompts arrive per step: Poisson-many per step, each step
     costed with its own prompts, while they fit the chunk (CHUNK_TOKENS); beyond, every step carries
     a full chunk and prefill-only steps carry the rest
-    step wall time = chip time of the step (its operators + the stack's `seq_step_s x B`: sampling and
-    per-sequence kernels) + the engine's host time (`host_step_s`: scheduling, input preparation, chip idle)
+    step wall time = chip time of the step (its operators + the sampler's, `graph.sampler_ops`) + the
+    engine's host time (`host_step_s` of the stack: scheduling, input preparation, chip idle)
     throughput = B / mean step;  TPOT = mean step;  ITL = median step;  TTFT = prefill of one prompt + a step
     power = the chip's power at the step's utilisations and duty cycle: time in kernels doing work (the
-    operators' compute- and memory-bound time + seq_step_s x B) over wall time; kernel-launch gaps,
+    operators' compute- and memory-bound time) over wall time; kernel-launch gaps,
     collective waits and host time draw the chip's floor
 Pipeline stages run micro-batches back to back, so a stage's busy time sets the step.
 MoE with expert parallelism: the busiest rank (routing skew, `graph.moe_rank_load`) sets the time,
@@ -30,7 +30,7 @@ import numpy as np
 
 from accelsim.errors import UserError
 from accelsim.gather import gather_limit
-from accelsim.graph import Parallel, Precision, llm_ops, ranking_ops
+from accelsim.graph import Parallel, Precision, llm_ops, ranking_ops, sampler_ops
 from accelsim.memory import CHUNK_TOKENS, MemoryPlan
 from accelsim.modes import PLAIN, Modes, decode_step, prefill_shape, vision_cost
 from accelsim.ops import Op
@@ -107,7 +107,7 @@ def llm_metrics(hw: HwVec, model: LLM, par: Parallel, prec: Precision, input_len
     dec = step.cost
     n_steps = output_len / step.tokens_per_seq  # steps in a sequence's life
     host = getattr(eff, "host_step_s", 0.0)
-    seq = getattr(eff, "seq_step_s", 0.0) * b
+    smp = cost(sampler_ops(model, b, getattr(eff, "sampler_bytes_per_logit", 0.0)), hw, eff)
     room = np.maximum(CHUNK_TOKENS - b, 0.0)  # prefill tokens a step can carry beside its decodes
     lam = b / n_steps  # prompts admitted per step
     # Whole prompts that fit a step arrive Poisson(lam) per step; otherwise a step carries a full
@@ -140,12 +140,12 @@ def llm_metrics(hw: HwVec, model: LLM, par: Parallel, prec: Precision, input_len
     full = per_step(cost(llm_ops(model, par, prec, "prefill", np.asarray(CHUNK_TOKENS / pp), pre_ctx,
                                  prefill_sequences=CHUNK_TOKENS / max(new, 1.0) / pp), hw, eff),
                     np.asarray(CHUNK_TOKENS / max(new, 1.0)))
-    gpu_s = (pk * gpu_k).sum(axis=0) + extra * full.total_s + seq
+    gpu_s = (pk * gpu_k).sum(axis=0) + extra * full.total_s + smp.total_s
     wall_s = gpu_s + host * (1 + extra)
     busy = np.maximum((pk * (mix.compute_s + mix.memory_s)).sum(axis=0) + extra * (full.compute_s + full.memory_s)
-                      + seq, 1e-30)
-    flops = (pk * work.flops).sum(axis=0) + extra * full.flops
-    nbytes = (pk * work.bytes).sum(axis=0) + extra * full.bytes
+                      + smp.compute_s + smp.memory_s, 1e-30)
+    flops = (pk * work.flops).sum(axis=0) + extra * full.flops + smp.flops
+    nbytes = (pk * work.bytes).sum(axis=0) + extra * full.bytes + smp.bytes
     u_c = np.clip(flops / (hw.peak[prec.gemm_dtype] * busy), 0, 1)
     u_m = np.clip(nbytes / (hw.mem_bw * busy), 0, 1)
     duty = np.minimum(busy / wall_s, 1.0)
@@ -153,7 +153,7 @@ def llm_metrics(hw: HwVec, model: LLM, par: Parallel, prec: Precision, input_len
 
     # the median step: the median number of prompts in a step (none at small batch)
     k_med = np.argmax(np.cumsum(np.broadcast_to(pk, gpu_k.shape), axis=0) >= 0.5, axis=0)
-    itl = (np.take_along_axis(gpu_k, k_med[None], axis=0)[0] + seq + host) / step.tokens_per_seq
+    itl = (np.take_along_axis(gpu_k, k_med[None], axis=0)[0] + smp.total_s + host) / step.tokens_per_seq
     one = min(new, CHUNK_TOKENS)
     first = cost(llm_ops(model, par, prec, "prefill", np.asarray(float(one)), pre_ctx), hw, eff)
     vis1 = vision_cost(hw, model, par, prec, np.asarray(1.0), eff, modes)
@@ -370,13 +370,15 @@ class LLMPrediction(_Prediction):
         return {"tp": self.tp, "ep": self.ep, "pp": self.pp, **dp}
 
     def step_ops(self) -> dict[str, list[Op]]:
-        """The operators of the two costed steps, as `llm_metrics` lowers them (plain serving):
-        'decode' (batch / pp sequences at the average context) and 'prefill' (one chunk)."""
+        """The operators behind `decode` and `prefill`, lowered as `llm_metrics` lowers them in plain
+        serving: 'decode' (batch / pp sequences at the average context) and 'prefill' (one prompt's
+        first chunk). Raises ValueError for a prediction with serving modes (their steps differ)."""
+        if not self.modes.plain:
+            raise ValueError("step_ops covers plain serving; speculative decoding, prefix hits and images "
+                             "lower their steps in accelsim.modes")
         b, i, par = float(self.batch), self.input_len, self.layout
-        chunk = min(b * i, CHUNK_TOKENS)
         return {"decode": llm_ops(self.model, par, self.precision, "decode", b / par.pp, i + self.output_len / 2),
-                "prefill": llm_ops(self.model, par, self.precision, "prefill", chunk, i / 2,
-                                   prefill_sequences=chunk / i)}
+                "prefill": llm_ops(self.model, par, self.precision, "prefill", float(min(i, CHUNK_TOKENS)), i / 2)}
 
     def to_dict(self) -> dict[str, Any]:
         total, chips = self.throughput, self.chips

@@ -97,11 +97,11 @@ def test_step_is_linear_in_the_fitted_time_constants():
     some = [r for r in runs if round(r.batch) in (8, 256)][:6]
     stack = load_stack("vllm")
     f = features(some, stack)
-    x = np.array([stack.kernel_overhead_s, stack.link_latency_s, stack.host_step_s, stack.seq_step_s])
+    x = np.array([stack.kernel_overhead_s, stack.link_latency_s, stack.host_step_s, stack.sampler_bytes_per_logit - 1])
     direct = np.array([replay(r, stack)["step_s"] for r in some])
     assert direct == pytest.approx(f.step0 + f.step_slope @ x, rel=1e-9)
     assert np.all(f.step_slope >= 0)  # every overhead only adds time
-    z = replace(stack, **{k: 0.0 for k in ("kernel_overhead_s", "link_latency_s", "host_step_s", "seq_step_s")})
+    z = replace(stack, kernel_overhead_s=0.0, link_latency_s=0.0, host_step_s=0.0, sampler_bytes_per_logit=1.0)
     assert [replay(r, z)["step_s"] for r in some] == pytest.approx(f.step0, rel=1e-12)
 
 
@@ -118,7 +118,7 @@ def test_shipped_vllm_stack_and_power_weights_are_the_all_runs_fit():
     f = fit(runs, feats, np.arange(len(runs)), h100.idle_w, h100.tdp_w)
     for k, v in f.time.items():
         assert getattr(stack, k) == pytest.approx(v, rel=0.01, abs=1e-8), k
-    assert (power.W_FLOOR, power.W_BUSY, power.W_COMPUTE, power.W_MEMORY) == pytest.approx(f.power, rel=0.01, abs=2e-3)
+    assert pytest.approx(f.power, rel=0.01, abs=2e-3) == (power.W_FLOOR, power.W_BUSY, power.W_COMPUTE, power.W_MEMORY)
 
 
 @pytest.mark.parametrize("argv", [

@@ -52,7 +52,7 @@ def test_mxfp4_keeps_only_experts_in_fp4():
     expect = experts * 4.25 / 8 + (m.total_params - experts) * 2
     assert llm_weight_bytes_per_chip(m, Parallel(), prec) == pytest.approx(expect)
     assert 60e9 < expect < 66e9  # the published checkpoint is ~65 GB
-    moe = [o for o in llm_ops(m, Parallel(), prec, "decode", 1.0, 100.0) if o.name == "moe_gemm1"][0]
+    moe = next(o for o in llm_ops(m, Parallel(), prec, "decode", 1.0, 100.0) if o.name == "moe_gemm1")
     assert moe.dtype == "bf16"  # weight-only: computes in bf16 on every chip
 
 
@@ -75,3 +75,39 @@ def test_busiest_rank_load_from_routing_skew():
     assert small / 8 > rows / 1e6  # a small batch spreads less evenly
     one, _ = moe_rank_load(4, 128, 8, 1)
     assert one == 32  # one rank holds every routed row
+
+
+def test_mixed_step_reads_each_weight_once():
+    # chunked prefill: the step's decodes and its prompt chunk share one forward pass, so its bytes are
+    # those of the two passes apart minus one read of every matmul's weights (a dense model: every
+    # term is linear in the rows except the weights)
+    from accelsim.ops import OpKind
+
+    m, par, prec = load_model("llama3-8b"), Parallel(), Precision()
+    b, p, ctx = 24.0, 300.0, 700.0
+    mixed = llm_ops(m, par, prec, "prefill", p, 150.0, prefill_sequences=1.0, decode_seqs=b, decode_context=ctx)
+    apart = llm_ops(m, par, prec, "decode", b, ctx) + llm_ops(m, par, prec, "prefill", p, 150.0)
+    # a GEMM's weight bytes: k x n x w, with k x n = flops / (2 rows)
+    gemm_w = sum(o.calls * float(o.flops / (2 * o.rows)) * prec.w_bytes for o in mixed if o.kind is OpKind.GEMM)
+    total = lambda ops: sum(float(o.bytes) * o.calls for o in ops)
+    assert total(apart) - total(mixed) == pytest.approx(gemm_w, rel=1e-9)
+    flops = lambda ops: sum(float(o.flops) * o.calls for o in ops)
+    assert flops(mixed) == pytest.approx(flops(apart), rel=1e-12)  # the same arithmetic
+
+
+def test_expert_parallel_dispatch_only_across_attention_dp_groups():
+    m, prec = load_model("qwen3-235b-a22b"), Precision()
+    names = lambda par: {o.name for o in llm_ops(m, par, prec, "decode", 64.0, 1000.0)}
+    assert "moe_dispatch" not in names(Parallel(tp=8, ep=8))  # the TP group holds every token
+    assert "moe_allreduce" in names(Parallel(tp=8, ep=8))
+    assert {"moe_dispatch", "moe_combine_a2a"} <= names(Parallel(tp=1, ep=8, dp=8))
+
+
+def test_busiest_rank_sets_time_mean_rank_sets_work():
+    m, prec, par = load_model("qwen3-30b-a3b"), Precision(), Parallel(tp=2, ep=2)
+    moe = lambda balanced: next(o for o in llm_ops(m, par, prec, "decode", 16.0, 500.0, balanced=balanced)
+                            if o.name == "moe_gemm1")
+    busy, mean = moe(False), moe(True)
+    assert busy.flops > mean.flops  # the busiest rank carries more than its share
+    # the mean rank carries exactly its share: 16 tokens x top-8 over 2 ranks
+    assert mean.flops == pytest.approx(2 * 16 * 8 / 2 * 2 * 768 * 2048, rel=1e-12)

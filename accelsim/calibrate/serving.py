@@ -142,14 +142,19 @@ def replay(run: Run, eff: Any, chip: str = "h100-sxm") -> dict[str, float]:
 
 # -- the fit ----------------------------------------------------------------------------------------
 
-_TIME_KEYS = ("kernel_overhead_s", "link_latency_s", "host_step_s", "seq_step_s")
-_UNIT = 1e-6  # the probe step of the linear terms (exact: the step is linear in them)
+_TIME_KEYS = ("kernel_overhead_s", "link_latency_s", "host_step_s", "sampler_bytes_per_logit")
+_UNIT = {"kernel_overhead_s": 1e-6, "link_latency_s": 1e-6, "host_step_s": 1e-6, "sampler_bytes_per_logit": 1.0}
+# the probe step of each linear term (exact: the step is linear in them), from the reference point
+# _REF: the sampler kernel exists once it moves any bytes (its launch and DRAM ramp are then a
+# constant), so the features are taken with it present and its bytes fitted above _REF.
+_REF = {"kernel_overhead_s": 0.0, "link_latency_s": 0.0, "host_step_s": 0.0, "sampler_bytes_per_logit": 1.0}
 
 
 @dataclass(frozen=True)
 class Features:
-    """Per run, at one (compute_eff, memory_eff): step and ITL at zero overheads and their exact
-    slopes in the four time constants; FLOP and byte time at peak (overhead-independent)."""
+    """Per run, at one (compute_eff, memory_eff): step and ITL at the reference constants (`_REF`:
+    no overheads, a 1-byte sampler) and their exact slopes in the four time constants; FLOP and
+    byte time at peak."""
 
     step0: np.ndarray
     step_slope: np.ndarray  # (runs, 4)
@@ -162,18 +167,19 @@ class Features:
 
 
 def features(runs: list[Run], base: Analytical) -> Features:
-    zero = replace(base, **{k: 0.0 for k in _TIME_KEYS})
+    zero = replace(base, **_REF)
     r0 = [replay(r, zero) for r in runs]
     step0 = np.array([x["step_s"] for x in r0])
     itl0 = np.array([x["itl_s"] for x in r0])
     busy0 = step0 * np.array([x["duty"] for x in r0])
     step_s, itl_s, busy_s = [], [], []
     for k in _TIME_KEYS:
-        rk = [replay(r, replace(zero, **{k: _UNIT})) for r in runs]
+        u = _UNIT[k]
+        rk = [replay(r, replace(zero, **{k: _REF[k] + u})) for r in runs]
         st = np.array([x["step_s"] for x in rk])
-        step_s.append((st - step0) / _UNIT)
-        itl_s.append((np.array([x["itl_s"] for x in rk]) - itl0) / _UNIT)
-        busy_s.append((st * np.array([x["duty"] for x in rk]) - busy0) / _UNIT)
+        step_s.append((st - step0) / u)
+        itl_s.append((np.array([x["itl_s"] for x in rk]) - itl0) / u)
+        busy_s.append((st * np.array([x["duty"] for x in rk]) - busy0) / u)
     return Features(step0, np.array(step_s).T, itl0, np.array(itl_s).T,
                     np.array([x["u_compute"] for x in r0]) * busy0, np.array([x["u_memory"] for x in r0]) * busy0,
                     busy0, np.array(busy_s).T)
@@ -233,14 +239,14 @@ def fit(runs: list[Run], feats: dict[tuple[float, float], Features], idx: np.nda
     duty, u_c, u_m = power_inputs(feats[g], x)
     meas = np.array([r.power_w for r in runs])
     w = fit_power(duty[idx], u_c[idx], u_m[idx], meas[idx], idle, tdp)
-    return Fit(g[0], g[1], dict(zip(_TIME_KEYS, map(float, x))), tuple(map(float, w)), rms)
+    return Fit(g[0], g[1], {k: float(v) + _REF[k] for k, v in zip(_TIME_KEYS, x)}, tuple(map(float, w)), rms)
 
 
 def predict_runs(runs: list[Run], feats: dict[tuple[float, float], Features], f: Fit, idle: float,
                  tdp: float) -> dict[str, np.ndarray]:
     """Predictions of every run from a `Fit` (per-GPU power, J/token, tokens/s, ITL)."""
     ft = feats[(f.compute_eff, f.memory_eff)]
-    x = np.array([f.time[k] for k in _TIME_KEYS])
+    x = np.array([f.time[k] - _REF[k] for k in _TIME_KEYS])
     duty, u_c, u_m = power_inputs(ft, x)
     step = ft.step0 + ft.step_slope @ x
     power = power_w(f.power, idle, tdp, duty, u_c, u_m)

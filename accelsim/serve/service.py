@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from accelsim.graph import Parallel, Precision, llm_ops
+from accelsim.graph import Parallel, Precision, llm_ops, sampler_ops
 from accelsim.memory import kv_bytes_per_seq, plan_llm, ranking_capacity_check
 from accelsim.modes import PLAIN, Modes, decode_step, vision_cost
 from accelsim.ops import Op, OpKind
@@ -157,9 +157,10 @@ class LLMService:
             de = np.broadcast_to(_energy(da, hw, prec.gemm_dtype, dt), dt.shape).copy()
             dt[0] = de[0] = 0.0
             self._dattn_t, self._dattn_e = dt.tolist(), de.tolist()
-        self._host = (getattr(eff, "host_step_s", 0.0), getattr(eff, "seq_step_s", 0.0))
-        self._floor_w = float(chip_power_w(chip.idle_w, chip.tdp_w, 0.0, 0.0, 0.0))  # host time: chip idle
-        self._seq_w = float(chip_power_w(chip.idle_w, chip.tdp_w, 0.0, 0.0, 1.0))  # per-sequence kernels
+        self._host_s = getattr(eff, "host_step_s", 0.0)  # the engine's host time per step, chip idle
+        self._floor_w = float(chip_power_w(chip.idle_w, chip.tdp_w, 0.0, 0.0, 0.0))
+        smp = sampler_ops(model, np.arange(max_seqs + 1.0), getattr(eff, "sampler_bytes_per_logit", 0.0))
+        self._smp_t, self._smp_e = self._table(smp, hw, eff, prec) if smp else ([0.0] * (max_seqs + 1),) * 2
 
     @staticmethod
     def _table(ops: list[Op], hw: HwVec, eff: Efficiency, prec: Precision) -> tuple[list[float], list[float]]:
@@ -180,8 +181,8 @@ class LLMService:
         positions in total (token-weighted)."""
         if not (n_dec or p_tokens):
             return 0.0, 0.0
-        h0, h1 = self._host  # the engine's host time (chip idle) and per-sequence chip time, per step
-        host_t, host_e = h0 + h1 * n_dec, h0 * self._floor_w + h1 * n_dec * self._seq_w
+        host_t = self._host_s + self._smp_t[n_dec]  # the engine's host time and the sampler's
+        host_e = self._host_s * self._floor_w + self._smp_e[n_dec]
         if self._fused:
             t = self._body_t[n_dec + p_tokens] + self._head_t[n_dec + (1 if p_tokens else 0)] + host_t
             e = self._body_e[n_dec + p_tokens] + self._head_e[n_dec + (1 if p_tokens else 0)] + host_e
