@@ -136,3 +136,26 @@ def test_trace_files(rows: list[tuple[object, int, int]]) -> None:
             w.writerows(rows)
         _promise_kept(["simulate", "--hw", "h100-sxm", "--model", "llama3-8b", "--chips", "1", "--trace",
                        str(root / "t.csv"), "--duration", "5", "--failures", "none", "--json"], root)
+
+
+JSONISH = st.one_of(st.none(), st.booleans(), st.floats(allow_nan=True, allow_infinity=True),
+                    st.integers(-(10**30), 10**30), st.text(max_size=50), st.lists(st.integers(), max_size=3))
+
+
+@pytest.mark.slow
+@settings(max_examples=10, deadline=None)
+@given(key=st.sampled_from(["chip", "model", "dtype", "tp", "batch", "mem_bw", "flops", "input_len", "site_power_mw",
+                            "pue", "prefix_hit", "mtp_k", "image_tokens"]), value=JSONISH)
+def test_dashboard_controls_answer_with_a_message(key: str, value: object) -> None:
+    """Any JSON value in any control (what a forged callback can send): the page renders, and a bad
+    value comes back as a short message instead of an exception (HTTP 500)."""
+    pytest.importorskip("dash")
+    from accelsim.dashboard.app import CONTROL_IDS, outputs, raw_controls
+    from accelsim.dashboard.page import render
+
+    values = {"chip": "mtia-450", "model": "llama3-8b", "dtype": "fp8", "fidelity": "analytical", "tp": "auto",
+              "mem_bw": 0, "flops": 0, "tdp": 0, "capacity": 0, "input_len": 1000, "output_len": 1000,
+              "site_power_mw": 100, "pue": 1.08, "prefix_hit": 0, "mtp_k": 0, "spec_accept": 0.7,
+              "image_tokens": 0, "attention_dp": "off"} | {key: value}
+    out = outputs(render(raw_controls(tuple(values.get(k) for k in CONTROL_IDS))))
+    assert all(isinstance(m.children, str) and len(m.children) < 500 for m in out[0])
