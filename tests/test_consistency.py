@@ -4,6 +4,7 @@ digit, because they all call `accelsim.search` (no mirrors to keep in step)."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from accelsim.dashboard import figures
@@ -100,3 +101,24 @@ def test_compare_is_the_same_search(model_name, capsys):
     for name, row in zip(CHIPS, rows):
         p = predict(load_chip(name), model, chips=PREDICT_CHIPS, eff=EFF, max_tpot=0.05)
         assert row[f"per_chip_{u}_per_s"] == p.rate_per_chip and row["batch"] == p.batch
+
+
+@pytest.mark.parametrize("chip, model_name, tp", [("h100-sxm", "llama3-70b", 8), ("mtia-450", "llama4-maverick", None),
+                                                  ("h100-sxm", "dlrm-v2", None)])
+def test_roofline_points_are_the_costed_operators(chip, model_name, tp):
+    """The dashboard's roofline points come from `Prediction.step_ops`: costing those operators
+    gives back the prediction's own step costs (decode, prefill, ranking step) to rounding."""
+    from accelsim.dashboard.points import op_points
+    from accelsim.perf import HwVec, cost
+
+    c, model = load_chip(chip), load_model(model_name)
+    p = predict(c, model, chips=8, eff=EFF, **({"tp": tp} if tp else {}))
+    hw = HwVec.from_chips([c], shape=(1,))
+    own = {"decode": getattr(p, "decode", None), "prefill": getattr(p, "prefill", None),
+           "ranking": getattr(p, "step", None)}
+    for phase, ops in p.step_ops().items():
+        got = np.ravel(cost(ops, hw, EFF).total_s)[0]
+        assert got == pytest.approx(float(own[phase].total_s), rel=1e-9), phase
+    points, _ = op_points(c, model, p, EFF)
+    for phase in p.step_ops():
+        assert sum(pt.share for pt in points if pt.phase == phase) <= 1 + 1e-9
