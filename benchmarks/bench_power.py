@@ -101,6 +101,11 @@ def main(argv: list[str] | None = None) -> int:
                         **{f"{k}_median_pct": round(v, 2) for k, v in med.items()}})
         print(f"  input x{scale:<4} " + "  ".join(f"{name} {med[k]:.1f}" for k, name in METRICS))
 
+    from accelsim.measurements import git_commit
+
+    prov = {"data": "ML.ENERGY Leaderboard v3.0 (vLLM 0.11.1, H100 SXM): shared/reference/measured/"
+                    "mlenergy_v3_h100.csv",
+            "predicted_by": f"accelsim {git_commit(ROOT)} (stack vllm, accelsim.power)"}
     rows = []
     b200 = [replay(r, eff, chip="b200") for r in runs]
     for i, r in enumerate(runs):
@@ -113,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
             row[f"heldout_{k}_err_pct"] = round(100 * (float(held[k][i]) / getattr(r, k) - 1), 2)
         row.update({f"b200_{k}": b200[i][k] for k in ("power_w", "j_per_token", "tokens_per_s", "itl_s")})
         row["b200_fidelity"] = b200[i]["fidelity"]
-        rows.append(row)
+        rows.append({**row, **prov})
     ratio = np.array([b200[i]["j_per_token"] / float(held["j_per_token"][i]) for i in range(len(runs))])
     print(f"\nB200 (spec + vllm stack, nothing fitted on B200): energy/token x{np.median(ratio):.2f} of the "
           f"H100 prediction (median; p10 {np.percentile(ratio, 10):.2f}, p90 {np.percentile(ratio, 90):.2f})")
@@ -122,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     consts = {"group": "constants (all runs)", "n": len(runs), "compute_eff": full.compute_eff,
               "memory_eff": full.memory_eff, **full.time, "w_floor": full.power[0], "w_busy": full.power[1],
               "w_compute": full.power[2], "w_memory": full.power[3]}
-    write_csv(out / "power_summary.csv", [*summary, consts])
+    write_csv(out / "power_summary.csv", [{**s, **prov} for s in [*summary, consts]])
     print(f"\nwrote {out / 'power_runs.csv'} and {out / 'power_summary.csv'} in {time.time() - t0:.0f} s")
     return 0
 

@@ -142,3 +142,18 @@ def test_stack_vllm_on_the_cli_reports_energy_with_fidelity(capsys, argv):
         assert d["batch"] == 32 and d["dtype"] == "mxfp4"
     else:  # a lightly loaded replica idles between requests: its mean power sits near idle
         assert 70 <= e["gpu_power_w_per_chip"] < 0.75 * 700
+
+
+def test_simulated_replica_idles_between_requests():
+    # one short request in 2,000 s: the chip draws its idle power except for the request's steps
+    from accelsim.serve.cluster import simulate
+    from accelsim.serve.config import ReplicaGroup, SimConfig, Traffic
+
+    cfg = SimConfig(groups=(ReplicaGroup("h100-sxm", "qwen3-8b", replicas=1),),
+                    traffic=Traffic(rate_per_s=5e-4, input_len=200, output_len=50, length_cv=0),
+                    duration_s=2000.0, seed=3)
+    s = simulate(cfg, load_stack("vllm")).summary
+    idle = load_chip("h100-sxm").idle_w
+    busy_s = 50 * 0.02  # < 50 steps of < 20 ms each per request
+    assert idle <= s["mean_power_w"] <= idle + (700 - idle) * busy_s * max(s["requests_arrived"], 1) / 2000
+    assert s["energy"]["gpu_power_w"] == s["mean_power_w"]
