@@ -37,7 +37,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from accelsim.errors import UserError
-from accelsim.spec import read_user_file
+from accelsim.spec import Reader, read_user_file
 
 LLAMA3_CHIPS = 16_384
 LLAMA3_HOURS = 54 * 24
@@ -121,22 +121,14 @@ def load_failures(spec: str) -> FailureModel:
                           missing=f"--failures '{spec}' is neither default, none nor an existing TOML file")
     if not data:
         raise UserError(f"--failures file '{spec}' defines no component (expected tables like [chip])")
+    r = Reader(f"--failures file '{spec}'", data)  # the catalogs' schema layer: typed keys, no unknown ones
     comps = []
-    for name, table in data.items():
-        if not isinstance(table, dict):
-            raise UserError(f"--failures file '{spec}': '{name}' must be a table [{name}] with "
-                            "rate_per_chip_hour and repair_s")
-        extra = set(table) - {"rate_per_chip_hour", "repair_s"}
-        if extra:
-            raise UserError(f"--failures file '{spec}' [{name}]: unknown key(s) {', '.join(sorted(extra))} "
-                            "(expected rate_per_chip_hour, repair_s)")
-        vals = []
-        for key in ("rate_per_chip_hour", "repair_s"):
-            v = table.get(key)
-            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
-                raise UserError(f"--failures file '{spec}' [{name}]: {key} must be a number >= 0, got {v!r}")
-            vals.append(float(v))
-        comps.append(Component(name, *vals))
+    for name in list(data):
+        t = r.table_(name)
+        assert t is not None
+        comps.append(Component(name, t.number("rate_per_chip_hour", lo=0.0), t.number("repair_s", lo=0.0)))
+        t.done()
+    r.done()
     return FailureModel(tuple(comps), f"file {spec}")
 
 

@@ -85,9 +85,11 @@ def test_failure_files(tmp_path) -> None:
     assert fm.rate_per_chip_hour == pytest.approx(1e-4) and fm.mean_repair_s == pytest.approx(3600)
     assert load_failures("none").rate_per_chip_hour == 0
     bad = {
-        "[chip]\nrate_per_chip_hour = -1\nrepair_s = 1\n": "rate_per_chip_hour must be a number >= 0",
-        "[chip]\nrate_per_chip_hour = 1\n": "repair_s must be a number >= 0",
-        "[chip]\nrate = 1\nrepair_s = 1\n": "unknown key",
+        "[chip]\nrate_per_chip_hour = -1\nrepair_s = 1\n": r"'chip.rate_per_chip_hour' = -1 is out of range \[0,",
+        "[chip]\nrate_per_chip_hour = 1\n": "'chip.repair_s' is missing",
+        "[chip]\nrate_per_chip_hour = inf\nrepair_s = 1\n": "must be a finite number",
+        "[chip]\nrate = 1\nrepair_s = 1\n": "'chip.rate_per_chip_hour' is missing",
+        "[chip]\nrate_per_chip_hour = 1\nrepair_s = 1\nrate = 2\n": "unknown key 'chip.rate'",
         "chip = 3\n": "must be a table",
         "[chip\n": "not valid TOML",
         "": "defines no component",
