@@ -10,7 +10,7 @@ from importlib import resources
 from typing import Any
 
 from accelsim.spec import Reader
-from accelsim.spec.chip import Chip, Value
+from accelsim.spec.chip import Chip, Value, read_value
 
 FILE = "defaults.toml"
 RACK_KEYS: dict[str, tuple[float, float]] = {
@@ -47,7 +47,7 @@ def _load() -> dict[str, Any]:
         for name in list(tables.table):
             t = tables.table_(name)
             assert t is not None
-            out[group][name] = {k: _value(t, k, *RACK_KEYS[k], integer=k in _INT_KEYS)
+            out[group][name] = {k: read_value(t, k, *RACK_KEYS[k], integer=k in _INT_KEYS)
                                 for k in RACK_KEYS if t.has(k)}
             t.done()
         tables.done()
@@ -56,22 +56,10 @@ def _load() -> dict[str, Any]:
                           ("power_cap", {"dvfs_exponent": (0.5, 5.0)})):
         t = r.table_(section)
         assert t is not None
-        out[section] = {k: _value(t, k, *bounds) for k, bounds in keys.items()}
+        out[section] = {k: read_value(t, k, *bounds) for k, bounds in keys.items()}
         t.done()
     r.done()
     return out
-
-
-def _value(r: Reader, key: str, lo: float, hi: float, integer: bool = False) -> Value:
-    t = r.table_(key)
-    assert t is not None
-    v = t.number("value", lo=lo, hi=hi, integer=integer)
-    source = t.str("source") if t.has("source") else None
-    assumed = t.str("assumed") if t.has("assumed") else None
-    t.done()
-    if (source is None) == (assumed is None):
-        raise ValueError(f"{FILE}: key '{r.prefix}{key}' needs exactly one of 'source' or 'assumed'")
-    return Value(v, source, assumed)
 
 
 def rack_defaults(chip: Chip) -> RackDefaults:

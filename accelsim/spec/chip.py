@@ -141,7 +141,9 @@ class Chip:
         return d
 
 
-def _value(r: Reader, key: str, lo: float, hi: float, integer: bool = False) -> Value:
+def read_value(r: Reader, key: str, lo: float, hi: float, integer: bool = False) -> Value:
+    """`{ value = ..., source = "..." }` or `{ value = ..., assumed = "..." }` at `key`: the number in
+    [lo, hi] and exactly one non-empty provenance text (every sourced data file uses this form)."""
     t = r.table_(key)
     assert t is not None
     v = t.number("value", lo=lo, hi=hi, integer=integer)
@@ -161,14 +163,14 @@ def parse_chip(data: dict[str, Any], file: str, stem: str) -> Chip:
     if name != stem:
         raise UserError(f"{file}: key 'name' is '{name}' but must equal the file name '{stem}'")
     prov: dict[str, Value] = {}
-    year = _value(r, "availability_year", 2010, 2040, integer=True)
+    year = read_value(r, "availability_year", 2010, 2040, integer=True)
     prov["availability_year"] = year
     flops_table = r.table_("peak_flops_per_s")
     assert flops_table is not None
     peak: dict[str, float] = {}
     for dtype in DTYPES:
         if flops_table.has(dtype):
-            v = _value(flops_table, dtype, *_FLOPS_RANGE)
+            v = read_value(flops_table, dtype, *_FLOPS_RANGE)
             peak[dtype] = v.value
             prov[f"peak_flops.{dtype}"] = v
     flops_table.done()
@@ -178,7 +180,7 @@ def parse_chip(data: dict[str, Any], file: str, stem: str) -> Chip:
     for key, (lo, hi, required) in _SPEC_KEYS.items():
         if not required and not r.has(key):
             continue
-        v = _value(r, key, lo, hi, integer=(key == "scale_up_domain_size"))
+        v = read_value(r, key, lo, hi, integer=(key == "scale_up_domain_size"))
         prov[key] = v
         specs[key] = int(v.value) if key == "scale_up_domain_size" else v.value
     chip = Chip(
