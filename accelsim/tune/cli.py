@@ -279,7 +279,7 @@ def _gate_only(args: argparse.Namespace, problem: Any) -> int:
     from accelsim.tune.space import Problem, device_limits, prune, vllm_space
 
     e = min(problem.experts, _GATE_SHAPE["experts"])
-    dtype = "bf16" if problem.dtype == "fp8" else problem.dtype  # fp8 needs compute capability >= 8.9
+    dtype = "bf16" if problem.dtype in ("fp8", "fp8_block") else problem.dtype  # fp8 needs capability >= 8.9
     tiny = Problem(e, _GATE_SHAPE["hidden"], _GATE_SHAPE["inter"], min(problem.top_k, e), dtype, _GATE_SHAPE["m"])
     configs, _ = prune(vllm_space(), tiny, device_limits("h100-sxm"))
     picks = [configs[round(j * (len(configs) - 1) / (_GATE_CONFIGS - 1))] for j in range(_GATE_CONFIGS)]

@@ -19,7 +19,7 @@ from typing import Any
 from accelsim.tune.core import Measurement, Status
 from accelsim.tune.space import Config, Problem
 
-_TORCH_DTYPE = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16", "fp8": "bfloat16"}
+_TORCH_DTYPE = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16", "fp8": "bfloat16", "fp8_block": "bfloat16"}
 FP8_MAX = 448.0  # largest finite float8_e4m3fn
 
 
@@ -50,7 +50,8 @@ def _seed(*parts: object) -> int:
 def make_inputs(problem: Problem, device: Any, seed: int, weights: dict[str, Any] | None = None) -> dict[str, Any]:
     """Keyword arguments of fused_moe for this problem, drawn on ``device``: x [M, H], w1 [E, 2I, H],
     w2 [E, H, I] scaled 1/sqrt(fan_in) so every stage is O(1), router_logits fp32 [M, E]; for fp8,
-    per-tensor quantised weights with their [E] scales and quant="fp8_w8a8" (activations bf16).
+    per-tensor quantised weights with their [E] scales and quant="fp8_w8a8" (activations bf16); for
+    fp8_block, 128 x 128 block-quantised weights and block_shape=(128, 128).
     ``weights``: reuse these weight entries (w1, w2 and scales) instead of drawing new ones, so a
     gate and a timer can share gigabytes of weights while drawing their own x and logits."""
     import torch
@@ -63,7 +64,13 @@ def make_inputs(problem: Problem, device: Any, seed: int, weights: dict[str, Any
     if weights is not None:
         out.update(weights)
         return out
-    if problem.dtype == "fp8":
+    if problem.dtype == "fp8_block":
+        from kernels.moe.reference import quantize_fp8_block_weight
+
+        for name, shape, fan_in in (("w1", (e, 2 * i, h), h), ("w2", (e, h, i), i)):
+            out[name], out[f"{name}_scale"] = quantize_fp8_block_weight(randn(*shape).mul_(fan_in**-0.5), FP8_BLOCK)
+        out.update(quant="fp8_w8a8", block_shape=FP8_BLOCK)
+    elif problem.dtype == "fp8":
         for name, shape, fan_in in (("w1", (e, 2 * i, h), h), ("w2", (e, h, i), i)):
             w = randn(*shape).mul_(fan_in**-0.5)
             scale = (w.abs().amax(dim=(1, 2)).float() / FP8_MAX).clamp(min=1e-12)
@@ -77,7 +84,8 @@ def make_inputs(problem: Problem, device: Any, seed: int, weights: dict[str, Any
     return out
 
 
-WEIGHT_KEYS = ("w1", "w2", "w1_scale", "w2_scale", "quant")
+WEIGHT_KEYS = ("w1", "w2", "w1_scale", "w2_scale", "quant", "block_shape")
+FP8_BLOCK = (128, 128)  # accelsim's fp8_block: vLLM's block_shape=[128, 128]
 
 
 class Gate:

@@ -255,14 +255,16 @@ def predict_seconds(problem: Problem, limits: DeviceLimits, chip: Any, arrays: M
                     ranker: Ranker | None, factors: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(predicted seconds per call [C], learned log correction [C]) for the configs in ``arrays``.
 
-    The analytical time (``factors``: the generation's AIConfigurator fit, else the start factors)
-    times the learned correction, anchored so that the best-predicted config keeps its analytical
-    time: the correction is only defined up to a per-problem constant (it was fitted on orders, not
-    times), and the analytical level is the one calibrated against measured latencies."""
+    Order: the analytical time at its start factors times the learned correction (what the ranker
+    was fitted with). Level: the best-ranked config gets the analytical time at ``factors`` (the
+    generation's fit to AIConfigurator's measured latencies; start factors when None), the others
+    keep their predicted ratio to it. The correction alone has no level: it was fitted on orders."""
     from accelsim.tune.costmodel import CostModel
 
-    t_an = CostModel(problem, limits, chip).terms(arrays).predict(factors)
+    terms = CostModel(problem, limits, chip).terms(arrays)
+    t0 = terms.predict()
     corr = correction(problem, limits, arrays, ranker)
-    top = int(np.argmin(np.log(t_an) + corr))
-    corr = corr - corr[top]
-    return t_an * np.exp(corr), corr
+    lt = np.log(t0) + corr
+    top = int(np.argmin(lt))
+    level = float(terms.take(np.array([top])).predict(factors)[0])
+    return np.exp(lt - lt[top]) * level, corr

@@ -138,7 +138,7 @@ class ModelGuided(_Listed):
         self.tile = [(c["BLOCK_SIZE_M"], c["BLOCK_SIZE_N"], c["BLOCK_SIZE_K"]) for c in self.candidates]
         self.x = one_hot(arrays, {k: sorted(set(arrays[k].tolist())) for k in CONFIG_KEYS})
         self.first, self.round_size, self.elite = first, round_size, elite
-        self.near = _neighbours(self.candidates)
+        self._near: list[list[int]] | None = None
         self.queue: list[int] = []
         self._fitted_on = 0
 
@@ -173,28 +173,16 @@ class ModelGuided(_Listed):
             seen.add(self.tile[i])
         return head + tail
 
-    def _coverage(self, chosen: set[int]) -> list[int]:
-        """Greedy picks, best predicted first, until every (key, value) level appears in at least one
-        chosen config: the per-level corrections then have data for every level, so a level the
-        raw model undervalues can still be discovered."""
-        covered = self.x[sorted(chosen)].sum(axis=0) > 0 if chosen else np.zeros(self.x.shape[1], bool)
-        picks: list[int] = []
-        while not covered.all() and len(picks) < self.x.shape[1]:
-            gain = self.x[:, ~covered].sum(axis=1)
-            gain[list(chosen | set(picks))] = -1
-            if gain.max() <= 0:
-                break
-            best = np.flatnonzero(gain == gain.max())
-            pick = int(best[np.argmin(self.pred[best])])
-            picks.append(pick)
-            covered |= self.x[pick] > 0
-        return picks
+    @property
+    def near(self) -> list[list[int]]:
+        """One-step neighbours of each candidate, built on first use (only rounds after the first need them)."""
+        if self._near is None:
+            self._near = _neighbours(self.candidates)
+        return self._near
 
     def _refill(self) -> None:
         if not self.told and not self.proposed:
-            ranked = self._ranked()
-            self.queue = self.priors + [i for i in ranked if i not in self.priors][: self.first]
-            self.queue += self._coverage(set(self.queue))
+            self.queue = first_round(self._ranked(), self.x, self.pred, self.priors, self.first)
             return
         self._refit()
         ranked = self._ranked()
@@ -226,6 +214,39 @@ class ModelGuided(_Listed):
             if not self.queue:
                 break  # let the caller measure this round before the next refit
         return out
+
+
+def coverage_picks(x: np.ndarray, pred: np.ndarray, chosen: set[int]) -> list[int]:
+    """Greedy picks, best predicted first, until every (key, value) level (a column of the one-hot
+    matrix ``x``) appears in at least one chosen config: the per-level corrections then have data
+    for every level, so a level the model undervalues can still be discovered."""
+    covered = x[sorted(chosen)].sum(axis=0) > 0 if chosen else np.zeros(x.shape[1], bool)
+    picks: list[int] = []
+    while not covered.all() and len(picks) < x.shape[1]:
+        gain = x[:, ~covered].sum(axis=1)
+        gain[list(chosen | set(picks))] = -1
+        if gain.max() <= 0:
+            break
+        best = np.flatnonzero(gain == gain.max())
+        pick = int(best[np.argmin(pred[best])])
+        picks.append(pick)
+        covered |= x[pick] > 0
+    return picks
+
+
+def first_round(ranked: Sequence[int], x: np.ndarray, pred: np.ndarray, priors: Sequence[int], first: int) -> list[int]:
+    """The model strategy's first round: priors, the ``first`` best ranked, then level coverage."""
+    queue = list(priors) + [i for i in ranked if i not in set(priors)][:first]
+    return queue + coverage_picks(x, pred, set(queue))
+
+
+def model_plan(pred: np.ndarray, x: np.ndarray, priors: Sequence[int] = (), first: int = 2) -> list[int]:
+    """The learned model strategy's order without feedback: its first round, then the rest by
+    prediction (what `ModelGuided.plan` returns when it has the learned correction)."""
+    ranked = [int(i) for i in np.argsort(pred, kind="stable")]
+    head = first_round(ranked, x, pred, priors, first)
+    seen = set(head)
+    return head + [i for i in ranked if i not in seen]
 
 
 class Bayes(_Listed):

@@ -44,8 +44,10 @@ def _check_tensor(name: str, t: object, ndim: int, device: torch.device) -> torc
 
 def validate_config(config: object, source: str = "config") -> dict[str, int]:
     """Check a launch config: exactly the keys in CONFIG_KEYS, positive ints, block sizes powers of
-    two with BLOCK_SIZE_M, BLOCK_SIZE_K >= 16 and BLOCK_SIZE_N >= 32 (tl.dot needs 16-wide operands
-    and GEMM 1 splits BLOCK_SIZE_N into gate and up halves). Raises MoEInputError."""
+    two with BLOCK_SIZE_M >= 8, BLOCK_SIZE_N >= 16 and BLOCK_SIZE_K >= 16. tl.dot needs K >= 16
+    (fp8: 32) and, since Triton 3.x pads smaller dots (min_dot_size (1, 1, 16) on NVIDIA), any M and
+    N; GEMM 1 splits BLOCK_SIZE_N into gate and up halves of >= 8. Shipped vLLM/SGLang winners use
+    BLOCK_SIZE_M=8 and BLOCK_SIZE_N=16. Raises MoEInputError."""
     if not isinstance(config, dict):
         _fail(f"{source} must be a dict with keys {list(CONFIG_KEYS)}, got {type(config).__name__}")
     missing = [k for k in CONFIG_KEYS if k not in config]
@@ -54,7 +56,7 @@ def validate_config(config: object, source: str = "config") -> dict[str, int]:
         _fail(f"{source} is missing keys {missing}")
     if unknown:
         _fail(f"{source} has unknown keys {unknown}; expected {list(CONFIG_KEYS)}")
-    minimum = {"BLOCK_SIZE_M": 16, "BLOCK_SIZE_N": 32, "BLOCK_SIZE_K": 16, "GROUP_SIZE_M": 1,
+    minimum = {"BLOCK_SIZE_M": 8, "BLOCK_SIZE_N": 16, "BLOCK_SIZE_K": 16, "GROUP_SIZE_M": 1,
                "num_warps": 1, "num_stages": 1}
     for key in CONFIG_KEYS:
         value = config[key]
@@ -68,7 +70,7 @@ def validate_config(config: object, source: str = "config") -> dict[str, int]:
 
 
 def _validate(hidden_states, w1, w2, router_logits, top_k, renormalize, scoring, shared_expert,
-              impl, quant, w1_scale, w2_scale, a_scale) -> tuple[int, int, int, int]:
+              impl, quant, w1_scale, w2_scale, a_scale, block_shape=None) -> tuple[int, int, int, int]:
     """All checks of ``fused_moe``; returns (M, H, I, E)."""
     if not isinstance(hidden_states, torch.Tensor) or hidden_states.dim() != 2:
         _fail(f"hidden_states must be a 2-D [M, H] tensor, got {getattr(hidden_states, 'shape', hidden_states)}")
@@ -117,17 +119,20 @@ def _validate(hidden_states, w1, w2, router_logits, top_k, renormalize, scoring,
         if w1s.dtype != hidden_states.dtype or w2s.dtype != hidden_states.dtype:
             _fail(f"shared_expert weights must have hidden_states dtype {hidden_states.dtype}")
     if quant == "fp8_w8a8":
-        _validate_fp8(hidden_states, w1, w2, w1_scale, w2_scale, a_scale)
-    elif any(s is not None for s in (w1_scale, w2_scale, a_scale)):
-        _fail("w1_scale, w2_scale and a_scale are only used with quant='fp8_w8a8'")
+        _validate_fp8(hidden_states, w1, w2, w1_scale, w2_scale, a_scale, block_shape)
+    elif any(s is not None for s in (w1_scale, w2_scale, a_scale, block_shape)):
+        _fail("w1_scale, w2_scale, a_scale and block_shape are only used with quant='fp8_w8a8'")
     return m, hidden, inter, num_experts
 
 
-def _validate_fp8(hidden_states, w1, w2, w1_scale, w2_scale, a_scale) -> None:
+def _validate_fp8(hidden_states, w1, w2, w1_scale, w2_scale, a_scale, block_shape=None) -> None:
     device = hidden_states.device
     if hidden_states.dtype not in (torch.float16, torch.bfloat16):
         _fail(f"quant='fp8_w8a8' needs float16 or bfloat16 hidden_states, got {hidden_states.dtype}")
-    for name, w, scale in (("w1", w1, w1_scale), ("w2", w2, w2_scale)):
+    if block_shape is not None:
+        _validate_block(w1, w2, w1_scale, w2_scale, a_scale, block_shape, device)
+    per_tensor = () if block_shape is not None else (("w1", w1, w1_scale), ("w2", w2, w2_scale))
+    for name, w, scale in per_tensor:
         if w.dtype != FP8_DTYPE:
             _fail(f"quant='fp8_w8a8' needs {name} in torch.float8_e4m3fn, got {w.dtype}")
         if scale is None:
@@ -144,6 +149,24 @@ def _validate_fp8(hidden_states, w1, w2, w1_scale, w2_scale, a_scale) -> None:
     if device.type != "cuda" or torch.cuda.get_device_capability(device) < (8, 9):
         where = device.type if device.type != "cuda" else f"capability {torch.cuda.get_device_capability(device)}"
         _fail(f"quant='fp8_w8a8' needs a CUDA device with compute capability >= 8.9, got {where}")
+
+
+def _validate_block(w1, w2, w1_scale, w2_scale, a_scale, block_shape, device) -> None:
+    """Block-wise fp8: block_shape (bn, bk) powers of two >= 16; scales [E, cdiv(N', bn), cdiv(K, bk)]."""
+    if (not isinstance(block_shape, tuple | list) or len(block_shape) != 2
+            or not all(isinstance(v, int) and v >= 16 and not v & (v - 1) for v in block_shape)):
+        _fail(f"block_shape must be two powers of two >= 16 [block_n, block_k], got {block_shape!r}")
+    if a_scale is not None:
+        _fail("block-wise fp8 quantises activations per token group dynamically; a_scale must be None")
+    bn, bk = block_shape
+    for name, w, scale in (("w1", w1, w1_scale), ("w2", w2, w2_scale)):
+        if w.dtype != FP8_DTYPE:
+            _fail(f"quant='fp8_w8a8' needs {name} in torch.float8_e4m3fn, got {w.dtype}")
+        want = (w.shape[0], -(-w.shape[1] // bn), -(-w.shape[2] // bk))
+        if not isinstance(scale, torch.Tensor) or tuple(scale.shape) != want:
+            _fail(f"{name}_scale must be [E, cdiv(N, {bn}), cdiv(K, {bk})] = {want} for block_shape "
+                  f"{list(block_shape)}, got {getattr(scale, 'shape', scale)}")
+        _check_tensor(f"{name}_scale", scale, 3, device)
 
 
 def topk_route(
@@ -214,6 +237,7 @@ def fused_moe(
     w1_scale: torch.Tensor | None = None,
     w2_scale: torch.Tensor | None = None,
     a_scale: torch.Tensor | None = None,
+    block_shape: tuple[int, int] | None = None,
 ) -> torch.Tensor:
     """Mixture-of-Experts layer: route, per-expert ``silu(x W_gate^T) * (x W_up^T) W2^T``, combine.
 
@@ -225,11 +249,14 @@ def fused_moe(
     ``impl``: "auto" = Triton on CUDA tensors or under TRITON_INTERPRET=1, else the reference.
     ``quant="fp8_w8a8"``: w1/w2 in float8_e4m3fn with ``w1_scale``/``w2_scale`` per tensor [E] or
     per channel [E, 2I] / [E, H]; ``a_scale`` a static per-tensor activation scale (None =
-    dynamic); needs CUDA compute capability >= 8.9. Raises MoEInputError on any invalid input.
+    dynamic); needs CUDA compute capability >= 8.9. With ``block_shape=(bn, bk)`` (vLLM's
+    block_shape=[128, 128], DeepSeek-V3) the scales are block-wise, w1_scale [E, cdiv(2I, bn),
+    cdiv(H, bk)] and w2_scale [E, cdiv(H, bn), cdiv(I, bk)], and activations are quantised per token
+    and group of bk columns. Raises MoEInputError on any invalid input.
     """
     m, hidden, inter, num_experts = _validate(
         hidden_states, w1, w2, router_logits, top_k, renormalize, scoring, shared_expert,
-        impl, quant, w1_scale, w2_scale, a_scale)
+        impl, quant, w1_scale, w2_scale, a_scale, block_shape)
     if config is not None:
         config = validate_config(config)
     if m == 0:
@@ -238,6 +265,9 @@ def fused_moe(
     topk_weights, topk_ids = reference.topk_route(router_logits, top_k, renormalize, scoring)
 
     if not _use_triton(impl, hidden_states.device):
+        if quant == "fp8_w8a8" and block_shape is not None:
+            return reference.fused_moe_fp8_block_ref(hidden_states, w1, w2, w1_scale, w2_scale, topk_weights,
+                                                     topk_ids, tuple(block_shape), shared_expert=shared)
         if quant == "fp8_w8a8":
             return reference.fused_moe_fp8_ref(hidden_states, w1, w2, w1_scale, w2_scale, topk_weights,
                                                topk_ids, a_scale=a_scale, shared_expert=shared)
@@ -250,4 +280,5 @@ def fused_moe(
         config = validate_config(cfg, source=f"config from {source}")
     return triton_impl.fused_moe_triton(hidden_states, w1, w2, topk_weights, topk_ids, config,
                                         shared_expert=shared, w1_scale=w1_scale, w2_scale=w2_scale,
-                                        a_scale=a_scale)
+                                        a_scale=a_scale,
+                                        block_shape=None if block_shape is None else tuple(block_shape))

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -80,10 +81,18 @@ def config_dtype_str(dtype: torch.dtype) -> str | None:
     return None
 
 
+def device_file_name(device_name: str) -> str:
+    """vLLM's device part of a config file name: runs of whitespace and '/' become '_', and any
+    name with an 'H200' word is NVIDIA_H200 (vllm get_config_file_name). accelsim.tune.names has
+    the same rule for torch-free code; tests/tune/test_tune_names.py checks they agree."""
+    name = re.sub(r"[\s/]+", "_", device_name)
+    return "NVIDIA_H200" if "H200" in name.split("_") else name
+
+
 def config_file_name(E: int, N: int, device_name: str, dtype: str | None) -> str:
-    """vLLM naming: ``E={E},N={N},device_name={device}[,dtype={dtype}].json``, spaces -> '_'."""
+    """vLLM naming: ``E={E},N={N},device_name={device}[,dtype={dtype}].json`` (see device_file_name)."""
     suffix = f",dtype={dtype}" if dtype else ""
-    return f"E={E},N={N},device_name={device_name.replace(' ', '_')}{suffix}.json"
+    return f"E={E},N={N},device_name={device_file_name(device_name)}{suffix}.json"
 
 
 @functools.lru_cache(maxsize=64)

@@ -38,6 +38,7 @@ TOLERANCES: dict[str, Tolerance] = {
     "fp16": Tolerance(rel=5e-3, abs=1e-2),
     "bf16": Tolerance(rel=2e-2, abs=6e-2),
     "fp8": Tolerance(rel=2e-2, abs=1.5e-1),
+    "fp8_block": Tolerance(rel=2e-2, abs=1.5e-1),  # against fused_moe_fp8_block_ref
 }
 
 
@@ -220,3 +221,73 @@ def fused_moe_fp8_ref(
     if shared_expert is not None:
         out_MH = out_MH + shared_expert_ref(x_MH, *shared_expert)
     return out_MH.to(x_MH.dtype)
+
+
+# ------------------------------------------------------------------- block-wise fp8 (DeepSeek-V3)
+
+
+def quantize_fp8_groups(x: torch.Tensor, group: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Dynamic fp8 quantisation per row and group of ``group`` columns: x [R, K] -> (x_q fp8 [R, K],
+    scale fp32 [R, cdiv(K, group)]) with x ~= x_q * scale broadcast over each group."""
+    rows, k = x.shape
+    groups = -(-k // group)
+    padded = torch.zeros(rows, groups * group, dtype=torch.float32, device=x.device)
+    padded[:, :k] = x.float()
+    scale = (padded.view(rows, groups, group).abs().amax(dim=2) / FP8_MAX).clamp(min=1e-12)
+    x_q = (padded.view(rows, groups, group) / scale[:, :, None]).clamp(-FP8_MAX, FP8_MAX)
+    return x_q.view(rows, -1)[:, :k].to(FP8_DTYPE).contiguous(), scale
+
+
+def dequantize_fp8_groups(x_q: torch.Tensor, scale: torch.Tensor, group: int) -> torch.Tensor:
+    """Inverse of ``quantize_fp8_groups``: fp32 [R, K]."""
+    k = x_q.shape[1]
+    return x_q.float() * scale.repeat_interleave(group, dim=1)[:, :k]
+
+
+def dequantize_fp8_block_weight(w_q: torch.Tensor, scale: torch.Tensor, block_shape: tuple[int, int]) -> torch.Tensor:
+    """fp8 weight [E, N, K] with one scale per (bn x bk) block, scale [E, cdiv(N, bn), cdiv(K, bk)]
+    -> fp32 [E, N, K]."""
+    bn, bk = block_shape
+    _, n, k = w_q.shape
+    full = scale.float().repeat_interleave(bn, dim=1).repeat_interleave(bk, dim=2)[:, :n, :k]
+    return w_q.float() * full
+
+
+def fused_moe_fp8_block_ref(
+    x_MH: torch.Tensor,
+    w1_q: torch.Tensor,
+    w2_q: torch.Tensor,
+    w1_scale: torch.Tensor,
+    w2_scale: torch.Tensor,
+    topk_weights_MK: torch.Tensor,
+    topk_ids_MK: torch.Tensor,
+    block_shape: tuple[int, int] = (128, 128),
+    shared_expert: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """Emulates the block-wise fp8 kernel path: x and act (rounded to x's dtype) quantised per
+    token and group of bk columns, weights dequantised per (bn x bk) block. Runs on CPU."""
+    bk = block_shape[1]
+    x_q, s_x = quantize_fp8_groups(x_MH, bk)
+    w1 = dequantize_fp8_block_weight(w1_q, w1_scale, block_shape)
+    act_TI = gemm1_silu_mul_ref(dequantize_fp8_groups(x_q, s_x, bk), w1, topk_ids_MK)
+    act_q, s_act = quantize_fp8_groups(act_TI.to(x_MH.dtype), bk)
+    w2 = dequantize_fp8_block_weight(w2_q, w2_scale, block_shape)
+    y_TH = gemm2_weighted_ref(dequantize_fp8_groups(act_q, s_act, bk), w2, topk_weights_MK, topk_ids_MK)
+    out_MH = combine_ref(y_TH, topk_ids_MK.shape[1])
+    if shared_expert is not None:
+        out_MH = out_MH + shared_expert_ref(x_MH, *shared_expert)
+    return out_MH.to(x_MH.dtype)
+
+
+def quantize_fp8_block_weight(w: torch.Tensor, block_shape: tuple[int, int] = (128, 128)
+                              ) -> tuple[torch.Tensor, torch.Tensor]:
+    """w [E, N, K] -> (w_q fp8 [E, N, K], scale fp32 [E, cdiv(N, bn), cdiv(K, bk)]), amax per block."""
+    bn, bk = block_shape
+    e, n, k = w.shape
+    nb, kb = -(-n // bn), -(-k // bk)
+    padded = torch.zeros(e, nb * bn, kb * bk, dtype=torch.float32, device=w.device)
+    padded[:, :n, :k] = w.float()
+    blocks = padded.view(e, nb, bn, kb, bk)
+    scale = (blocks.abs().amax(dim=(2, 4)) / FP8_MAX).clamp(min=1e-12)
+    w_q = (blocks / scale[:, :, None, :, None]).clamp(-FP8_MAX, FP8_MAX).view(e, nb * bn, kb * bk)
+    return w_q[:, :n, :k].to(FP8_DTYPE).contiguous(), scale

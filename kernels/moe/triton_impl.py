@@ -22,7 +22,7 @@ import triton
 import triton.language as tl
 from triton.runtime.interpreter import InterpretedFunction
 
-from kernels.moe.reference import FP8_DTYPE, moe_align_block_size, quantize_fp8
+from kernels.moe.reference import FP8_DTYPE, moe_align_block_size, quantize_fp8, quantize_fp8_groups
 
 
 @triton.jit
@@ -31,11 +31,12 @@ def _moe_gemm_kernel(
     sorted_token_ids_ptr, expert_ids_ptr, num_tokens_post_padded_ptr,
     N, K, EM, num_valid_tokens,
     stride_am, stride_ak, stride_be, stride_bn, stride_bk, stride_cm, stride_cn,
-    stride_bse, stride_bsn,
+    stride_bse, stride_bsn, stride_bsk, stride_asm, stride_ask,
     A_ROW_DIV: tl.constexpr,  # top_k for GEMM 1 (row of x = pair // top_k), 1 for GEMM 2
     FUSE_SILU_MUL: tl.constexpr,  # GEMM 1: B rows [0, N) are gate, [N, 2N) are up
     MUL_ROUTED_WEIGHT: tl.constexpr,
     USE_FP8: tl.constexpr, PER_CHANNEL: tl.constexpr,
+    BLOCK_QUANT: tl.constexpr, GROUP_N: tl.constexpr, GROUP_K: tl.constexpr,
     UPCAST_TO_FP32: tl.constexpr, DOT_PRECISION: tl.constexpr,
     BLOCK_SIZE_M: tl.constexpr, BLOCK_SIZE_N: tl.constexpr, BLOCK_SIZE_K: tl.constexpr,
     GROUP_SIZE_M: tl.constexpr,
@@ -82,6 +83,14 @@ def _moe_gemm_kernel(
     if FUSE_SILU_MUL:
         u_ptrs = b_ptrs + N * stride_bn
         acc_u = tl.zeros((BLOCK_SIZE_M, OUT_N), dtype=tl.float32)
+    if BLOCK_QUANT:
+        # Block-wise fp8 (DeepSeek-V3): one scale per GROUP_K columns of a row of A, one per
+        # (GROUP_N x GROUP_K) block of B. BLOCK_SIZE_K divides GROUP_K (the host clamps it), so a K
+        # step lies inside one scale block and its partial product is rescaled before it is added.
+        as_ptrs = a_scale_ptr + (offs_pair // A_ROW_DIV) * stride_asm
+        bs_ptrs = b_scale_ptr + off_expert * stride_bse + (offs_n // GROUP_N) * stride_bsn
+        if FUSE_SILU_MUL:
+            bsu_ptrs = b_scale_ptr + off_expert * stride_bse + ((offs_n + N) // GROUP_N) * stride_bsn
 
     for kk in range(0, tl.cdiv(K, BLOCK_SIZE_K)):
         k_mask = offs_k < K - kk * BLOCK_SIZE_K
@@ -94,17 +103,27 @@ def _moe_gemm_kernel(
         if UPCAST_TO_FP32:
             a = a.to(tl.float32)
             b = b.to(tl.float32)
-        acc = tl.dot(a, b, acc, input_precision=DOT_PRECISION)
+        if BLOCK_QUANT:
+            ks = (kk * BLOCK_SIZE_K) // GROUP_K
+            a_s = tl.load(as_ptrs + ks * stride_ask, mask=pair_mask, other=0.0)
+            b_s = tl.load(bs_ptrs + ks * stride_bsk, mask=n_mask, other=0.0)
+            acc += tl.dot(a, b, input_precision=DOT_PRECISION) * a_s[:, None] * b_s[None, :]
+        else:
+            acc = tl.dot(a, b, acc, input_precision=DOT_PRECISION)
         if FUSE_SILU_MUL:
             u = tl.load(u_ptrs, mask=k_mask[:, None] & n_mask[None, :], other=0.0)
             if UPCAST_TO_FP32:
                 u = u.to(tl.float32)
-            acc_u = tl.dot(a, u, acc_u, input_precision=DOT_PRECISION)
+            if BLOCK_QUANT:
+                u_s = tl.load(bsu_ptrs + ks * stride_bsk, mask=n_mask, other=0.0)
+                acc_u += tl.dot(a, u, input_precision=DOT_PRECISION) * a_s[:, None] * u_s[None, :]
+            else:
+                acc_u = tl.dot(a, u, acc_u, input_precision=DOT_PRECISION)
             u_ptrs += BLOCK_SIZE_K * stride_bk
         a_ptrs += BLOCK_SIZE_K * stride_ak
         b_ptrs += BLOCK_SIZE_K * stride_bk
 
-    if USE_FP8:
+    if USE_FP8 and not BLOCK_QUANT:
         # Dequantise once in the epilogue: scales are constant along K (per tensor / per channel).
         a_scale = tl.load(a_scale_ptr)
         if PER_CHANNEL:
@@ -146,19 +165,26 @@ def invoke_moe_gemm(
     topk_weights: torch.Tensor | None = None,
     a_scale: torch.Tensor | None = None,
     b_scale: torch.Tensor | None = None,
+    block_shape: tuple[int, int] | None = None,
 ) -> None:
     """Launch one grouped GEMM, writing ``c`` [T, N] in place (rows of padding are never written).
 
     a: [rows, K] (x [M, H] with top_k = k for GEMM 1; act [T, I] with top_k = 1 for GEMM 2);
     b: [E, N', K] with N' = 2N when ``fuse_silu_mul`` else N; ``topk_weights`` [M, k] fp32
     contiguous or None; fp8 mode when b is float8_e4m3fn: ``a_scale`` fp32 [1], ``b_scale``
-    fp32 [E] (per tensor) or [E, N'] (per channel).
+    fp32 [E] (per tensor) or [E, N'] (per channel); with ``block_shape`` = (bn, bk), block-wise:
+    ``a_scale`` fp32 [rows, cdiv(K, bk)] (per token group) and ``b_scale`` fp32
+    [E, cdiv(N', bn), cdiv(K, bk)]. BLOCK_SIZE_K is then clamped to bk (as vLLM does).
     """
     num_pairs, n_out = c.shape
     k_dim = a.shape[1]
     use_fp8 = b.dtype == FP8_DTYPE
-    per_channel = use_fp8 and b_scale is not None and b_scale.dim() == 2
+    block = use_fp8 and block_shape is not None
+    per_channel = use_fp8 and not block and b_scale is not None and b_scale.dim() == 2
     bm, bn = config["BLOCK_SIZE_M"], config["BLOCK_SIZE_N"]
+    bk = min(config["BLOCK_SIZE_K"], block_shape[1]) if block else config["BLOCK_SIZE_K"]
+    if block and block_shape[1] % bk:
+        raise ValueError(f"BLOCK_SIZE_K {bk} must divide the scale block's K size {block_shape[1]}")
     out_n = bn // 2 if fuse_silu_mul else bn
     # At most one block per pair is used (each used block holds >= 1 pair), so when M is small the
     # grid stops at T blocks instead of the E * (BLOCK_SIZE_M - 1) padding worst case.
@@ -172,13 +198,15 @@ def invoke_moe_gemm(
         sorted_token_ids, expert_ids, num_tokens_post_padded,
         n_out, k_dim, em, num_pairs,
         a.stride(0), a.stride(1), b.stride(0), b.stride(1), b.stride(2), c.stride(0), c.stride(1),
-        b_scale.stride(0) if use_fp8 else 0, b_scale.stride(1) if per_channel else 0,
+        b_scale.stride(0) if use_fp8 else 0, b_scale.stride(1) if per_channel or block else 0,
+        b_scale.stride(2) if block else 0, a_scale.stride(0) if block else 0, a_scale.stride(1) if block else 0,
         A_ROW_DIV=top_k, FUSE_SILU_MUL=fuse_silu_mul, MUL_ROUTED_WEIGHT=topk_weights is not None,
         USE_FP8=use_fp8, PER_CHANNEL=per_channel,
+        BLOCK_QUANT=block, GROUP_N=block_shape[0] if block else 1, GROUP_K=block_shape[1] if block else 1,
         UPCAST_TO_FP32=INTERPRETED and a.dtype == torch.bfloat16,
         # fp32 inputs: IEEE fp32 products, not TF32, so fp32 means fp32 (and matches the interpreter).
         DOT_PRECISION="ieee" if a.dtype == torch.float32 else "tf32",
-        BLOCK_SIZE_M=bm, BLOCK_SIZE_N=bn, BLOCK_SIZE_K=config["BLOCK_SIZE_K"],
+        BLOCK_SIZE_M=bm, BLOCK_SIZE_N=bn, BLOCK_SIZE_K=bk,
         GROUP_SIZE_M=config["GROUP_SIZE_M"],
         num_warps=config["num_warps"], num_stages=config["num_stages"],
     )
@@ -197,11 +225,15 @@ def fused_moe_triton(
     w2_scale: torch.Tensor | None = None,
     a_scale: torch.Tensor | None = None,
     workspace: tuple[torch.Tensor, torch.Tensor] | None = None,
+    block_shape: tuple[int, int] | None = None,
 ) -> torch.Tensor:
     """The layer after routing, inputs already validated by ``api.fused_moe``: returns [M, H].
 
     fp8 w8a8 when w1/w2 are float8_e4m3fn: x is quantised per tensor (static ``a_scale`` or
     dynamic), act is dynamically quantised per tensor before GEMM 2; outputs are in x's dtype.
+    With ``block_shape`` = (bn, bk), block-wise fp8 (DeepSeek-V3): w1_scale [E, cdiv(2I, bn),
+    cdiv(H, bk)], w2_scale [E, cdiv(H, bn), cdiv(I, bk)], x and act quantised dynamically per
+    token and group of bk columns.
     ``workspace``: optional caller-owned (act [T, I], y [T, H]) buffers in x's dtype, e.g. to
     reuse memory across calls; their old contents never reach the output.
     """
@@ -216,17 +248,21 @@ def fused_moe_triton(
     sorted_ids, expert_ids, num_post = moe_align_block_size(topk_ids, config["BLOCK_SIZE_M"], num_experts)
     topk_weights = topk_weights.float().contiguous()
 
+    block = tuple(block_shape) if block_shape is not None and w1.dtype == FP8_DTYPE else None
+    quant = (lambda t, s=None: quantize_fp8_groups(t, block[1])) if block else quantize_fp8
+    scale = (lambda t: t.float().contiguous()) if block else _scale_2d
     a1, s_a1 = x, None
     if w1.dtype == FP8_DTYPE:
-        a1, s_a1 = quantize_fp8(x, a_scale)
+        a1, s_a1 = quant(x, a_scale)
     invoke_moe_gemm(a1, w1, act, sorted_ids, expert_ids, num_post, config, top_k=top_k,
-                    fuse_silu_mul=True, a_scale=s_a1, b_scale=_scale_2d(w1_scale))
+                    fuse_silu_mul=True, a_scale=s_a1, b_scale=scale(w1_scale) if w1_scale is not None else None,
+                    block_shape=block)
     a2, s_a2 = act, None
     if w2.dtype == FP8_DTYPE:
-        a2, s_a2 = quantize_fp8(act)
+        a2, s_a2 = quant(act)
     invoke_moe_gemm(a2, w2, y, sorted_ids, expert_ids, num_post, config, top_k=1,
                     fuse_silu_mul=False, topk_weights=topk_weights, a_scale=s_a2,
-                    b_scale=_scale_2d(w2_scale))
+                    b_scale=scale(w2_scale) if w2_scale is not None else None, block_shape=block)
 
     if top_k == 1 and shared_expert is None:
         return y

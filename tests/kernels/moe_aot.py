@@ -2,7 +2,8 @@
 
 Run in its own process with TRITON_INTERPRET=0 (a process that already imported triton in
 interpreter mode cannot also compile): ``python tests/kernels/moe_aot.py '<json list of cases>'``,
-each case {"arch", "dtype", "fuse", "per_channel", "config"}; prints a JSON list of
+each case {"arch", "dtype", "fuse", "per_channel", "config"[, "block"]} ("block": block-wise fp8
+with 128 x 128 scale blocks); prints a JSON list of
 {"shared_bytes", "cubin", "pipelined"} or {"error"}. Arguments are specialised as a JIT launch
 specialises them (unit strides constant, 16-divisible ints and pointers marked).
 """
@@ -16,7 +17,7 @@ PTR = {"bfloat16": "*bf16", "float16": "*fp16", "float32": "*fp32", "float8_e4m3
 DIVISIBLE_INTS = ("N", "K", "stride_am", "stride_be", "stride_bn", "stride_cm")
 
 
-def compile_case(arch: int, dtype: str, fuse: bool, per_channel: bool, config: dict) -> dict:
+def compile_case(arch: int, dtype: str, fuse: bool, per_channel: bool, config: dict, block: bool = False) -> dict:
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
@@ -25,7 +26,8 @@ def compile_case(arch: int, dtype: str, fuse: bool, per_channel: bool, config: d
 
     use_fp8 = dtype == "float8_e4m3fn"
     consts = dict(A_ROW_DIV=2 if fuse else 1, FUSE_SILU_MUL=fuse, MUL_ROUTED_WEIGHT=not fuse, USE_FP8=use_fp8,
-                  PER_CHANNEL=per_channel, UPCAST_TO_FP32=False,
+                  PER_CHANNEL=per_channel, UPCAST_TO_FP32=False, BLOCK_QUANT=block,
+                  GROUP_N=128 if block else 1, GROUP_K=128 if block else 1,
                   DOT_PRECISION="ieee" if dtype == "float32" else "tf32",
                   stride_ak=1, stride_bk=1, stride_cn=1, stride_bsn=1,
                   **{k: config[k] for k in ("BLOCK_SIZE_M", "BLOCK_SIZE_N", "BLOCK_SIZE_K", "GROUP_SIZE_M")})

@@ -46,12 +46,27 @@ def _config(dtype: torch.dtype, m: int) -> dict:
     return default_config(m, 8, 7168, 4096, 2, dtype)  # Mixtral TP2
 
 
+def _cfg(bm: int, bn: int, bk: int, g: int, w: int, s: int) -> dict:
+    return dict(BLOCK_SIZE_M=bm, BLOCK_SIZE_N=bn, BLOCK_SIZE_K=bk, GROUP_SIZE_M=g, num_warps=w, num_stages=s)
+
+
+# (arch, dtype, fuse, block-wise fp8, config): shipped-winner configs outside vLLM's space and the
+# block-wise fp8 path, as H100/H200 files use them (vLLM's block_shape=[128,128] H200 winners at M <= 4
+# use BLOCK_SIZE_M=8; SGLang's use BLOCK_SIZE_N=16)
+SHIPPED_CASES = [
+    (90, torch.float8_e4m3fn, True, True, _cfg(8, 64, 128, 1, 4, 3)),
+    (90, torch.float8_e4m3fn, False, True, _cfg(64, 128, 128, 32, 4, 3)),
+    (90, torch.bfloat16, True, False, _cfg(8, 16, 32, 2, 2, 1)),
+]
+
 @pytest.fixture(scope="module")
 def compiled_cases() -> list[dict]:
     """All COMPILE_CASES compiled in one fresh process without the interpreter."""
     pytest.importorskip("triton.backends.nvidia")
     cases = [{"arch": a, "dtype": str(d).removeprefix("torch."), "fuse": f, "per_channel": p, "config": _config(d, m)}
              for a, d, f, p, m in COMPILE_CASES]
+    cases += [{"arch": a, "dtype": str(d).removeprefix("torch."), "fuse": f, "per_channel": False, "block": b,
+               "config": c} for a, d, f, b, c in SHIPPED_CASES]
     env = {**os.environ, "TRITON_INTERPRET": "0", "PYTHONPATH": str(REPO)}
     proc = subprocess.run([sys.executable, str(Path(__file__).with_name("moe_aot.py")), json.dumps(cases)],
                           capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
@@ -69,6 +84,17 @@ def test_kernel_compiles_for_gpu_target(compiled_cases, index):
     assert result["cubin"]
     assert result["shared_bytes"] <= SMEM_LIMIT_BYTES[arch], f"{cfg} needs {result['shared_bytes']} B"
     assert result["pipelined"], f"K-loop not software-pipelined with {cfg}"
+
+
+@pytest.mark.parametrize("index", range(len(SHIPPED_CASES)),
+                         ids=[f"sm{a}-{str(d)[6:]}-{'gemm1' if f else 'gemm2'}{'-block' if b else ''}"
+                              f"-M{c['BLOCK_SIZE_M']}N{c['BLOCK_SIZE_N']}" for a, d, f, b, c in SHIPPED_CASES])
+def test_block_fp8_and_small_tiles_compile_for_gpu_target(compiled_cases, index):
+    arch, _, _, _, cfg = SHIPPED_CASES[index]
+    result = compiled_cases[len(COMPILE_CASES) + index]
+    assert "error" not in result, result.get("error")
+    assert result["cubin"] and result["shared_bytes"] <= SMEM_LIMIT_BYTES[arch]
+    assert result["pipelined"] or cfg["num_stages"] == 1, f"K-loop not software-pipelined with {cfg}"
 
 
 # ------------------------------------------------------------------ correctness on a GPU

@@ -86,7 +86,7 @@ CONFIG_CASES = {
     "zero block": ({**GOOD_CONFIG, "BLOCK_SIZE_M": 0}, r"\['BLOCK_SIZE_M'\] must be a positive int"),
     "negative block": ({**GOOD_CONFIG, "BLOCK_SIZE_K": -16}, r"\['BLOCK_SIZE_K'\] must be a positive int"),
     "not pow2": ({**GOOD_CONFIG, "BLOCK_SIZE_N": 48}, "must be a power of two"),
-    "too small": ({**GOOD_CONFIG, "BLOCK_SIZE_N": 16}, r"\['BLOCK_SIZE_N'\] must be >= 32"),
+    "too small": ({**GOOD_CONFIG, "BLOCK_SIZE_N": 8}, r"\['BLOCK_SIZE_N'\] must be >= 16"),
     "float": ({**GOOD_CONFIG, "num_warps": 4.0}, "must be a positive int"),
     "bool": ({**GOOD_CONFIG, "GROUP_SIZE_M": True}, "must be a positive int"),
 }
