@@ -31,7 +31,7 @@ from accelsim.errors import UserError
 from accelsim.graph import Parallel, Precision, llm_ops, sampler_ops
 from accelsim.memory import kv_bytes_per_seq, plan_llm
 from accelsim.modes import PLAIN, Modes, decode_step, draft_weight_bytes_per_chip, prefill_shape, vision_cost
-from accelsim.perf import Cost, Efficiency, HwVec, cost
+from accelsim.perf import Cost, Efficiency, HwVec, cost, engine_term
 from accelsim.power import chip_power_w
 from accelsim.predict import CHUNK_TOKENS, MAX_BATCH, batch_candidates
 from accelsim.spec.chip import Chip
@@ -206,7 +206,7 @@ def prefill_stages(chip: Chip, model: LLM, prec: Precision, eff: Efficiency, inp
     prompt = modes.prompt_len(input_len)
     new, ctx = prefill_shape(prompt, modes.prefix_hit)
     chunk = float(CHUNK_TOKENS)  # chunked prefill: prompts split across chunks, every chunk full
-    host = getattr(eff, "host_step_s", 0.0)
+    host = engine_term(eff, "host_step_s")
     out = []
     for par in _layouts(chip, model, prec, prompt + 1, chips, attention_dp):
         c = cost(llm_ops(model, par, prec, "prefill", chunk, ctx, prefill_sequences=chunk / new), hw, eff)
@@ -233,7 +233,7 @@ def decode_stages(chip: Chip, model: LLM, prec: Precision, eff: Efficiency, inpu
     prompt = modes.prompt_len(input_len)
     ctx = prompt + output_len / 2
     steps_out = max(output_len - 1, 1)
-    host, smp_bytes = getattr(eff, "host_step_s", 0.0), getattr(eff, "sampler_bytes_per_logit", 0.0)
+    host, smp_bytes = engine_term(eff, "host_step_s"), engine_term(eff, "sampler_bytes_per_logit")
     out = []
     for par in _layouts(chip, model, prec, prompt + output_len, chips, attention_dp):
         mem = plan_llm(chip, model, par, prec, prompt + output_len, output_len=output_len,

@@ -64,9 +64,11 @@ def efficiency_from_args(fidelity: str = DEFAULT_FIDELITY, stack: str | None = N
         return Roofline()
     if fidelity == "analytical":
         return base
-    from accelsim.calibrate.shipped import DEFAULT_FRAMEWORK, ShippedEfficiency, for_chip
+    from accelsim.calibrate.shipped import DEFAULT_FRAMEWORK, FRAMEWORKS, ShippedEfficiency, for_chip
 
-    fw = framework or DEFAULT_FRAMEWORK
+    # a stack named after a framework (`--stack vllm`) takes that framework's profiles: its engine
+    # terms were fitted with its own kernels, not another engine's; none shipped -> the stack itself
+    fw = framework or (stack if stack in FRAMEWORKS else DEFAULT_FRAMEWORK)
     if chip is None:
         return ShippedEfficiency(base, fw)
     return for_chip(chip, base, fw) or base

@@ -172,6 +172,16 @@ class Analytical:
         return np.asarray(self.network_eff)
 
 
+def engine_term(eff: object, name: str) -> float:
+    """A serving-engine term of the software stack under `eff` (`Analytical.host_step_s`,
+    `sampler_bytes_per_logit`): calibrated and shipped efficiencies wrap the stack as `base`."""
+    while eff is not None:
+        if hasattr(eff, name):
+            return float(getattr(eff, name))
+        eff = getattr(eff, "base", None)
+    return 0.0
+
+
 @dataclass(frozen=True)
 class Cost:
     """Time of a set of operators (per call of the set), split by what bounds each operator."""

@@ -34,7 +34,7 @@ from accelsim.graph import Parallel, Precision, llm_ops, ranking_ops, sampler_op
 from accelsim.memory import CHUNK_TOKENS, MemoryPlan
 from accelsim.modes import PLAIN, Modes, decode_step, prefill_shape, vision_cost
 from accelsim.ops import Op
-from accelsim.perf import BOUNDS, Cost, Efficiency, Fidelity, HwVec, cost
+from accelsim.perf import BOUNDS, Cost, Efficiency, Fidelity, HwVec, cost, engine_term
 from accelsim.power import chip_power_w, energy_report
 from accelsim.ranking import (
     HOT_ROW_SRAM_FRACTION,
@@ -106,8 +106,8 @@ def llm_metrics(hw: HwVec, model: LLM, par: Parallel, prec: Precision, input_len
     step = decode_step(hw, model, par, prec, b / pp, ctx, eff, modes)
     dec = step.cost
     n_steps = output_len / step.tokens_per_seq  # steps in a sequence's life
-    host = getattr(eff, "host_step_s", 0.0)
-    smp = cost(sampler_ops(model, b, getattr(eff, "sampler_bytes_per_logit", 0.0)), hw, eff)
+    host = engine_term(eff, "host_step_s")
+    smp = cost(sampler_ops(model, b, engine_term(eff, "sampler_bytes_per_logit")), hw, eff)
     room = np.maximum(CHUNK_TOKENS - b, 0.0)  # prefill tokens a step can carry beside its decodes
     lam = b / n_steps  # prompts admitted per step
     # Whole prompts that fit a step arrive Poisson(lam) per step; otherwise a step carries a full

@@ -28,7 +28,7 @@ from accelsim.graph import Parallel, Precision, llm_ops, sampler_ops
 from accelsim.memory import kv_bytes_per_seq, plan_llm, ranking_capacity_check
 from accelsim.modes import PLAIN, Modes, decode_step, vision_cost
 from accelsim.ops import Op, OpKind
-from accelsim.perf import Cost, Efficiency, HwVec, cost
+from accelsim.perf import Cost, Efficiency, HwVec, cost, engine_term
 from accelsim.power import chip_power_w
 from accelsim.predict import ranking_metrics
 from accelsim.ranking import parse_placement
@@ -157,9 +157,9 @@ class LLMService:
             de = np.broadcast_to(_energy(da, hw, prec.gemm_dtype, dt), dt.shape).copy()
             dt[0] = de[0] = 0.0
             self._dattn_t, self._dattn_e = dt.tolist(), de.tolist()
-        self._host_s = getattr(eff, "host_step_s", 0.0)  # the engine's host time per step, chip idle
+        self._host_s = engine_term(eff, "host_step_s")  # the engine's host time per step, chip idle
         self._floor_w = float(chip_power_w(chip.idle_w, chip.tdp_w, 0.0, 0.0, 0.0))
-        smp = sampler_ops(model, np.arange(max_seqs + 1.0), getattr(eff, "sampler_bytes_per_logit", 0.0))
+        smp = sampler_ops(model, np.arange(max_seqs + 1.0), engine_term(eff, "sampler_bytes_per_logit"))
         self._smp_t, self._smp_e = self._table(smp, hw, eff, prec) if smp else ([0.0] * (max_seqs + 1),) * 2
 
     @staticmethod
