@@ -7,8 +7,9 @@ are named constants below; each is far beyond any real deployment and exists so 
 
 Stdlib only: every command module imports this at registration time.
 
-    p.add_argument("--pp", type=validate.count("pipeline stages", hi=validate.MAX_PARALLEL))
-    p.add_argument("--max-ttft", type=validate.seconds("TTFT SLO"))
+    p.add_argument("--pp", type=V.count(hi=V.MAX_PARALLEL))      # whole number in [1, 4096]
+    p.add_argument("--max-ttft", type=V.seconds())               # finite, in (0, ten years]
+    p.add_argument("--out", type=V.output_file)                  # writable, checked before the work
 """
 
 from __future__ import annotations

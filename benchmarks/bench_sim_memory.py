@@ -78,15 +78,16 @@ def main() -> None:
     rows += [run("fixed-rate", f"{d:g}", rate) for d in durations]
     rows += [run("refused", "1e30", rate), run("refused", "3650d", 1e7),
              run("refused", "60", rate, "--interval", "1e-9"), run("refused", "3650d", rate)]
-    base = min(r["max_rss_mb"] for r in rows)
-    fr = [r for r in rows if r["scenario"] == "fixed-rate"]
+    ok = [r for r in rows if r["exit"] in (0, 2)]
+    base = min(r["max_rss_mb"] for r in ok)
+    fr = [r for r in ok if r["scenario"] == "fixed-rate"]
     slope = ((fr[-1]["max_rss_mb"] - fr[0]["max_rss_mb"]) * 2**20 / max(fr[-1]["requests"] - fr[0]["requests"], 1))
     print(f"{'scenario':15s} {'duration':>9s} {'rate/s':>9s} {'requests':>9s} {'exit':>4s} {'max RSS MB':>10s} "
           f"{'wall s':>7s}  refusal")
     for r in rows:
         print(f"{r['scenario']:15s} {r['duration']:>9s} {r['rate_per_s']:>9.4g} {r['requests']:>9,} {r['exit']:>4} "
               f"{r['max_rss_mb']:>10.1f} {r['wall_s']:>7.2f}  {r['refusal']}")
-    fq = [r["max_rss_mb"] for r in rows if r["scenario"] == "fixed-requests"]
+    fq = [r["max_rss_mb"] for r in ok if r["scenario"] == "fixed-requests"]
     print(f"fixed requests: max RSS {min(fq):.1f} .. {max(fq):.1f} MB over durations 1e3 .. 1e6 s; "
           f"fixed rate: {slope:.0f} bytes per request above {base:.1f} MB (refused runs)")
     write_csv(args.out, rows)
