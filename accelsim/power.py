@@ -83,7 +83,7 @@ def capped_chip(chip: Chip, cap_w: float, exponent: float) -> Chip:
 
     Memory bandwidth is unchanged (HBM runs on its own clock). `Chip.scaled` scales idle power with
     TDP, so a capped chip idles slightly lower than the real part would (optimistic at low load).
-    `exponent`: the DVFS exponent (the planner passes `power_cap.dvfs_exponent` of plan/defaults.toml).
+    `exponent`: the DVFS exponent (the planner passes `power_cap.dvfs_exponent` of accelsim/data/deployment.toml).
     Raises UserError for a cap at or below idle power. A cap at or above TDP returns the chip.
     """
     from accelsim.errors import UserError
@@ -113,7 +113,7 @@ def energy_report(fleet: list[tuple[Chip, int]], chip_w_total: float, tokens_per
     Facility = (accelerators + each chip's server share at its provisioned value, the
     `host_overhead_w_per_chip` planning default) x PUE (`site.pue`): an upper bound on the hosts,
     whose load-dependent draw is not modelled."""
-    from accelsim.plan.defaults import rack_defaults, value
+    from accelsim.spec.deployment import rack_defaults, value
 
     host = sum(n * rack_defaults(c).host_overhead_w_per_chip for c, n in fleet)
     pue = value("site", "pue")

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-FILES = sorted([*ROOT.glob("hwmodels/*.toml"), *ROOT.glob("workloads/*.toml"),
-                ROOT / "accelsim/plan/defaults.toml", *ROOT.glob("accelsim/data/*.toml")])
+FILES = sorted([*ROOT.glob("hwmodels/*.toml"), *ROOT.glob("workloads/*.toml"), *ROOT.glob("accelsim/data/*.toml")])
 # what an openable citation looks like: a domain, an owner/repo:path, a paper id, a known public document
 OPENABLE = re.compile(r"[a-z0-9-]+\.(com|org|io|net|dev|de|cz|app|blog|co|cn|news|ai|gov)\b|[\w.-]+/[\w.-]+:[\w/.-]+|"
                       r"arXiv|HF config|mlcommons|aiconfigurator|DeepRecSys|llama-models|TensorRT-LLM|"

@@ -2,6 +2,7 @@
 
 `accelsim.plan.planner.plan` is the entry point the CLI (`accelsim plan`) and the dashboard call;
 `site` holds the rack/site arithmetic, `scenarios` builds fleet roadmaps by year and power-capping
-sweeps, `defaults.toml` holds the sourced or assumed server and rack values per chip family. Each
+sweeps; the sourced or assumed server, rack and site values live in the deployment catalog
+(`accelsim.spec.deployment`, accelsim/data/deployment.toml). Each
 chip's operating point is `accelsim.search.best` (the search `accelsim predict` uses).
 """

@@ -36,7 +36,7 @@ def register(sub: Any) -> None:
     g.add_argument("--headroom", type=V.number(0.0, 100.0, lo_open=False), default=0.0,
                    help="spare capacity as a fraction of demand (0.2 = +20%%)")
     g.add_argument("--availability", type=V.fraction(lo_open=True), default=None,
-                   help="replica availability in (0, 1] (default: from the failure model in plan/defaults.toml)")
+                   help="replica availability in (0, 1] (default: the failure model in accelsim/data/deployment.toml)")
     g.add_argument("--power-cap-w", type=V.number(hi=1e5), default=None,
                    help="cap each chip at this power (lower clocks)")
     g.add_argument("--host-overhead-w", type=V.number(0.0, 1e5, lo_open=False), default=None,

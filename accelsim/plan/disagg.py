@@ -7,7 +7,7 @@ for each pool the layout whose whole replicas reach the demand (+ headroom) with
 with the pool rates of `accelsim.disagg` (prefill: full chunks; decode: the best batch under the
 TPOT SLO). The KV link grows with the pools; a demand it cannot carry is reported, not hidden.
 Power: each pool at its duty (demand / capacity), host overhead per chip and PUE from
-plan/defaults.toml, as `accelsim plan` charges them.
+accelsim/data/deployment.toml, as `accelsim plan` charges them.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from accelsim.errors import UserError
 from accelsim.graph import Precision
 from accelsim.modes import PLAIN, Modes
 from accelsim.perf import Efficiency
-from accelsim.plan.defaults import rack_defaults, value
 from accelsim.spec.chip import Chip
+from accelsim.spec.deployment import rack_defaults, value
 from accelsim.spec.model import LLM
 
 
@@ -70,6 +70,6 @@ def plan_disagg(prefill_chip: Chip, decode_chip: Chip, model: LLM, *, demand_tok
         "tokens_per_joule_facility": demand_tokens_per_s / ((it_w + over) * pue_v),
         "assumptions": ["pools sized independently: each carries the whole request rate (tandem)",
                         "availability not applied (give --headroom)",
-                        "host overhead per chip from plan/defaults.toml"],
+                        "host overhead per chip from accelsim/data/deployment.toml"],
     })
     return out

@@ -15,13 +15,13 @@ from accelsim.errors import UserError
 from accelsim.modes import PLAIN, Modes
 from accelsim.perf import Efficiency
 from accelsim.plan import site
-from accelsim.plan.defaults import rack_defaults, value
 from accelsim.power import capped_chip, facility_power_w
 from accelsim.predict import Layout, LLMPrediction, Prediction
 from accelsim.ranking import parse_placement
 from accelsim.search import best, describe, query
 from accelsim.spec import load_chip, load_model
 from accelsim.spec.chip import Chip, ServingDtype
+from accelsim.spec.deployment import rack_defaults, value
 from accelsim.spec.model import Model, Ranking
 
 
@@ -41,10 +41,10 @@ def plan(chip: Chip | str, model: Model | str, *, site_power_w: float | None = N
     Exactly one of `site_power_w` (W of facility power: what does the site hold and serve?) or a
     demand (`demand_tokens_per_s` for LLMs, output tokens; `demand_samples_per_s` for ranking) is
     given. `headroom` is spare capacity as a fraction of demand (0.2 = 20% more than demand);
-    `availability` overrides the replica availability from the failure model (defaults.toml).
+    `availability` overrides the replica availability from the failure model (accelsim/data/deployment.toml).
     `pue_range` (lo, hi) provisions at hi and averages energy at the midpoint. `power_cap_w` caps
     each chip (lower clocks, `accelsim.power.capped_chip`). The last three keyword groups override
-    defaults.toml and `point` reuses an already computed operating point for the same inputs.
+    the deployment catalog and `point` reuses an already computed operating point for the same inputs.
     `modes` / `attention_dp` (accelsim.modes): serving modes the search applies (speculative
     decoding, prefix hits, image tokens; wide-EP layouts). `placement` (ranking): where the tables
     live, as `accelsim predict --placement` (None or 'auto': the planner's rule, accelsim.ranking).

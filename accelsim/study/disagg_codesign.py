@@ -17,11 +17,11 @@ from plotly.subplots import make_subplots
 
 from accelsim.disagg import DisaggPrediction, best_split
 from accelsim.errors import UserError
-from accelsim.plan.defaults import rack_defaults, value
 from accelsim.report import Report
 from accelsim.search import best, query
 from accelsim.spec import load_chip
 from accelsim.spec.chip import Chip
+from accelsim.spec.deployment import rack_defaults, value
 from accelsim.spec.model import LLM
 from accelsim.study.common import Params, label, si, style
 
@@ -159,5 +159,5 @@ def run(params: dict[str, Any], *, reduced: bool = False) -> Report:
         "pairs", []) for x in pr)])], {
         "KV transfer": "scale-up when both pools share a family and a scale-up domain, else scale-out "
                        "(accelsim.disagg)",
-        "site": "provisioned at TDP + host overhead (plan/defaults.toml) times PUE, as accelsim plan"})
+        "site": "provisioned at TDP + host overhead (accelsim/data/deployment.toml) times PUE, as accelsim plan"})
     return rep

@@ -14,11 +14,11 @@ from plotly.subplots import make_subplots
 
 from accelsim.errors import UserError
 from accelsim.perf import BOUNDS
-from accelsim.plan.defaults import rack_defaults, value
 from accelsim.predict import LLMPrediction
 from accelsim.report import Report
 from accelsim.search import query, search
 from accelsim.spec.chip import Chip
+from accelsim.spec.deployment import rack_defaults, value
 from accelsim.spec.model import Model, Ranking
 from accelsim.study.common import BOUND_COLOURS, Params, colours, label, si, style
 from accelsim.study.sweep import Executor
@@ -29,7 +29,7 @@ def _unit(model: Model) -> str:
 
 
 def _pue(p: Params) -> float:
-    """The study's PUE, else the site default of plan/defaults.toml."""
+    """The study's PUE, else the site default of accelsim/data/deployment.toml."""
     return p.num("pue", value("site", "pue").value, lo=1.0)
 
 
@@ -199,7 +199,7 @@ def run(params: dict[str, Any], *, reduced: bool, executor: Executor | None = No
         "software stack": "efficiency curves of the stack in accelsim/data/stacks.toml (fitted on H100 published "
                           "points) applied to every chip, MTIA included",
         "host overhead per chip": ", ".join(f"{c.name} {rack_defaults(c).host_overhead_w_per_chip:g} W"
-                                            for c in chips) + " (plan/defaults.toml; MTIA values assumed)",
+                                            for c in chips) + " (accelsim/data/deployment.toml; MTIA values assumed)",
         "SLOs": slo,
         "ranking sample": "one user-item pair scored (MLPerf counts queries of many pairs as one sample)",
     })

@@ -98,7 +98,7 @@ def run(params: dict[str, Any], *, reduced: bool, executor: Executor | None = No
 
 
 def _plan_assumptions(chips: list[Any]) -> dict[str, str]:
-    from accelsim.plan.defaults import rack_defaults, value
+    from accelsim.spec.deployment import rack_defaults, value
 
     out: dict[str, str] = {}
     for c in {c.name: c for c in chips}.values():

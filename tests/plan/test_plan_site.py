@@ -6,8 +6,8 @@ import pytest
 
 from accelsim.errors import UserError
 from accelsim.plan import site
-from accelsim.plan.defaults import rack_defaults, value
 from accelsim.spec import load_chip
+from accelsim.spec.deployment import rack_defaults, value
 
 
 def test_rack_limit_binds_mtia_500():

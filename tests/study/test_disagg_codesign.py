@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from accelsim.disagg import best_split
-from accelsim.plan.defaults import rack_defaults
 from accelsim.spec import load_chip, load_model
+from accelsim.spec.deployment import rack_defaults
 from accelsim.stacks import load_stack
 from accelsim.study.common import Params
 from accelsim.study.disagg_codesign import evaluate

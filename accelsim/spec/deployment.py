@@ -1,5 +1,7 @@
-"""Planning defaults from `defaults.toml`: per-family server/rack values (per-chip overrides),
-availability rates and the power-capping exponent, each with its source or assumption."""
+"""Deployment catalog (`accelsim/data/deployment.toml`): per-family server/rack values (per-chip
+overrides), site PUE, availability rates and the power-capping exponent, each with its source or
+assumption. Catalog data like the chips, so the core (power's energy report) and the planner both
+read it without the core importing the planner."""
 
 from __future__ import annotations
 
@@ -9,10 +11,10 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from accelsim.spec import Reader
+from accelsim.spec._toml import Reader
 from accelsim.spec.chip import Chip, Value, read_value
 
-FILE = "defaults.toml"
+FILE = "deployment.toml"
 RACK_KEYS: dict[str, tuple[float, float]] = {
     "host_overhead_w_per_chip": (0.0, 1e5),
     "chips_per_server": (1, 1e4),
@@ -37,7 +39,7 @@ class RackDefaults:
 
 @functools.cache
 def _load() -> dict[str, Any]:
-    with resources.files("accelsim.plan").joinpath(FILE).open("rb") as fh:
+    with resources.files("accelsim.data").joinpath(FILE).open("rb") as fh:
         data = tomllib.load(fh)
     out: dict[str, Any] = {"family": {}, "chip": {}}
     r = Reader(FILE, data)
