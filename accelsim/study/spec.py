@@ -106,14 +106,15 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 
 def is_study_runner(func: Callable[..., Any]) -> bool:
-    """A Python function with one positional parameter (the params) and a keyword-only `reduced`."""
+    """A Python function with one positional parameter (the params), a keyword-only `reduced`, maybe an
+    `executor` (given by `run_study`), and defaults for anything else."""
     if not inspect.isfunction(func):
         return False
     params = list(inspect.signature(func).parameters.values())
     positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     named = {p.name: p for p in params}
     return (len(positional) == 1 and "reduced" in named and named["reduced"].kind is inspect.Parameter.KEYWORD_ONLY
-            and all(p.default is not p.empty for p in params[1:] if p.name != "reduced"))
+            and all(p.default is not p.empty for p in params[1:] if p.name not in ("reduced", "executor")))
 
 
 def accepts_executor(func: Callable[..., Any]) -> bool:
