@@ -7,8 +7,9 @@ import math
 import pytest
 
 from accelsim.serve.failures import LLAMA3_UNEXPECTED
-from accelsim.serve.studies import llama3_data, llama3_interruptions
+from accelsim.serve.studies import llama3_data
 from accelsim.serve.training import expected_fraction
+from accelsim.study.interruptions import run
 from accelsim.study.spec import load_study
 
 REDUCED = {"seeds": 3, "interval_factors": [0.5, 1.0, 2.0]}
@@ -36,7 +37,7 @@ def test_llama3_study_data_matches_the_published_run() -> None:
 
 
 def test_llama3_runner_builds_a_report(tmp_path) -> None:
-    rep = llama3_interruptions({"seeds": 2, "interval_factors": [1.0]}, reduced=True)
+    rep = run({"seeds": 2, "interval_factors": [1.0]}, reduced=True)
     assert {"summary", "components", "sensitivity", "intervals"} <= set(rep.tables)
     index = rep.write(tmp_path / "r")
     assert index.exists() and (tmp_path / "r" / "summary.csv").exists()
