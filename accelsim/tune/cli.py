@@ -41,7 +41,7 @@ def register(sub: Any) -> None:
     p.add_argument("--strategy", choices=_STRATEGIES, default="model")
     p.add_argument("--budget", default=None,
                    help="per batch size: N configs (e.g. 200) or wall time (90s, 5m); default all for "
-                        "exhaustive, else 10%% of the pruned space (at least 16)")
+                        "exhaustive, else 10%% of the pruned space (at least 16, at most 256)")
     p.add_argument("--db", default=None, type=V.output_file,
                    help="SQLite results store (default $ACCELSIM_TUNE_DB or ~/.cache/accelsim/tune.sqlite)")
     p.add_argument("--export", default=None, metavar="DIR", type=V.output_dir,
