@@ -9,6 +9,8 @@ fastest on that GPU. For every such label this script reports, per device x dtyp
              feedback: first round, then the cost model's ranking), the share in its first 10%,
              the median position (0 = measured first) and the share in its first 64
   random     the same for a seeded random order of the same pruned space
+  analytical the winner's median percentile in the order of the analytical model alone (the cost
+             model before this fit), on every --baseline-every-th judged label
 Cost-model numbers are on shapes held out from the fit: labels are split into --folds folds by
 model family (every TP size and dtype of a model, and SGLang's E+1 fused-shared-expert variant,
 held out together); each fold is judged by a model fitted on the others. Targets: in space 100%;
@@ -46,7 +48,7 @@ if str(REPO) not in sys.path:
 
 from accelsim.io import write_csv, write_json  # noqa: E402
 from accelsim.tune import ranker as R  # noqa: E402
-from accelsim.tune.labels import Case, cases, group_folds, vllm_config_dir  # noqa: E402
+from accelsim.tune.labels import Case, case_space, cases, group_folds, vllm_config_dir  # noqa: E402
 from accelsim.tune.realfit import aic_terms, chip_of, fit_aic_factors, pair_data, winner_position  # noqa: E402
 from accelsim.tune.space import DEVICE_LIMITS  # noqa: E402
 
@@ -174,6 +176,9 @@ def summarise(rows: list[dict]) -> list[dict]:
                 "random_median_pct": 100 * statistics.median(r["random_pct"] for r in pos),
                 "random_first10_pct": 100 * sum(r["random_pct"] <= 0.1 for r in pos) / len(pos),
                 "median_pruned_size": statistics.median(r["size"] for r in pos)})
+        base = [r["analytical_pct"] for r in rs if r["analytical_pct"] is not None]
+        row["analytical_median_pct"] = 100 * statistics.median(base) if base else None
+        row["analytical_first10_pct"] = 100 * sum(b <= 0.1 for b in base) / len(base) if base else None
         out.append(row)
     return out
 
@@ -181,7 +186,7 @@ def summarise(rows: list[dict]) -> list[dict]:
 def print_table(summary: list[dict]) -> None:
     print(f"{'device':>9} {'dtype':>9} {'range':>7} {'labels':>6} {'in sp%':>6} {'judged':>6} | {'model med%':>10} "
           f"{'<=10%':>6} {'med pos':>7} {'<' + str(FIRST):>5} {'<' + str(BUDGET):>5} | {'rand med%':>9} {'<=10%':>6} | "
-          f"{'pruned':>6}")
+          f"{'anal med%':>9} {'<=10%':>6} | {'pruned':>6}")
     for r in summary:
         if "model_median_pct" not in r:
             print(f"{r['device']:>9} {r['dtype']:>9} {r['range']:>7} {r['labels']:>6} {r['in_space_pct']:>6.1f} "
@@ -191,7 +196,23 @@ def print_table(summary: list[dict]) -> None:
               f"{r['judged']:>6} | {r['model_median_pct']:>10.2f} {r['model_first10_pct']:>6.1f} "
               f"{r['model_median_position']:>7.0f} {r[f'model_first{FIRST}_pct']:>5.1f} "
               f"{r[f'model_first{BUDGET}_pct']:>5.1f} | "
-              f"{r['random_median_pct']:>9.1f} {r['random_first10_pct']:>6.1f} | {r['median_pruned_size']:>6.0f}")
+              f"{r['random_median_pct']:>9.1f} {r['random_first10_pct']:>6.1f} | "
+              f"{_num(r['analytical_median_pct'], 9)} {_num(r['analytical_first10_pct'], 6)} | "
+              f"{r['median_pruned_size']:>6.0f}")
+
+
+def _num(x: float | None, width: int) -> str:
+    return f"{x:>{width}.1f}" if x is not None else f"{'-':>{width}}"
+
+
+def _commit() -> str:
+    import subprocess
+
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO,
+                              timeout=10).stdout.strip()
+    except OSError:
+        return ""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -203,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--negatives", type=int, default=64, help="configs drawn per winner for the pairwise fit")
     ap.add_argument("--every", type=int, default=1, help="judge every k-th held-out label (speed)")
+    ap.add_argument("--baseline-every", type=int, default=5, help="analytical-only order on every k-th judged label")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "tune_real_labels.csv"))
     ap.add_argument("--write-params", action="store_true", help="refit on all data and write the params file")
     args = ap.parse_args(argv)
@@ -218,20 +240,22 @@ def main(argv: list[str] | None = None) -> int:
     fold_of = group_folds([holdout_key(c) for c in used_cases], args.folds)
     fold = np.array([fold_of[holdout_key(c)] for c in used_cases])
     position: dict[int, object] = {}
+    baseline: dict[int, object] = {}
     for f in range(args.folds):
         train = fold != f
         model = R.fit(R.PairData(data.vidx[train], data.log_an[train], data.b[train], data.b2[train]))
-        for j in np.flatnonzero(fold == f)[:: args.every]:
+        for n, j in enumerate(np.flatnonzero(fold == f)[:: args.every]):
             position[used[j]] = winner_position(labels.cases[used[j]], model)
+            if n % args.baseline_every == 0:
+                baseline[used[j]] = winner_position(labels.cases[used[j]], None)
         print(f"fold {f}: trained on {int(train.sum())} labels, judged {len(np.flatnonzero(fold == f)[::args.every])}"
               f" ({time.time() - t_start:.0f} s)")
     rows = []
     for n, c in enumerate(labels.cases):
-        from accelsim.tune.labels import case_space
-
         in_space = case_space(c)[1] >= 0
-        p = position.get(n)
-        rows.append({"device": c.device, "dtype": c.problem.dtype, "range": batch_range(c.problem.m),
+        p, q = position.get(n), baseline.get(n)
+        rows.append({"analytical_pct": None if q is None else q.model_pct, "device": c.device,
+                     "dtype": c.problem.dtype, "range": batch_range(c.problem.m),
                      "m": c.problem.m, "E": c.problem.experts, "N": c.problem.inter, "family": c.family,
                      "file": c.file, "source": c.source, "in_space": in_space,
                      "model_pct": None if p is None else p.model_pct, "model_pos": None if p is None else p.model,
@@ -241,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = summarise(rows)
     print_table(summary)
     full = fit_all = None
+    aic_report: list[dict] = []
     if args.write_params or AIC_DIR.is_dir():
         full = R.fit(data, provenance={})
         factors, aic_report = aic_fit(aic_rows(), full, args.folds)
@@ -250,11 +275,19 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {r['generation']:>9}: {r['rows']} rows, held-out median error {r['held_out_median_err_pct']:.0f}%"
                   f" (p90 {r['held_out_p90_err_pct']:.0f}%), unfitted {r['unfitted_median_err_pct']:.0f}%")
         fit_all = factors
-    write_csv(args.out, summary)
+    provenance = {"labels_from": "; ".join(sorted({s.split(" (")[0] for _, s in dirs})) + " (Apache-2.0)",
+                  "held_out": f"whole model families, {args.folds} folds", "accelsim_commit": _commit()}
+    write_csv(args.out, [{**r, **provenance} for r in summary])
     print(f"wrote {len(summary)} rows to {args.out} ({time.time() - t_start:.0f} s)")
+    if fit_all is not None:
+        level_out = Path(args.out).with_name(Path(args.out).stem + "_level.csv")
+        write_csv(level_out, [{**r, "measurements": "aiconfigurator-core 0.12.0 fused-MoE (Apache-2.0), "
+                               f"M in {list(AIC_BATCHES)}", **provenance} for r in aic_report])
+        print(f"wrote {level_out}")
     if args.write_params and full is not None:
         full.provenance = {
-            "source": "pairwise fit on shipped fused-MoE config winners: " + "; ".join(sorted({s for _, s in dirs})),
+            "source": "pairwise fit on shipped fused-MoE config winners: "
+                      + "; ".join(sorted({s.split(" triton_")[0] for _, s in dirs})),
             "labels": len(used), "negatives_per_label": args.negatives, "license": "labels: Apache-2.0 (vllm, sglang)",
             "fitted_by": "benchmarks/bench_tune_real_labels.py --write-params",
             "held_out": {f"{r['range']}": {k: round(r[k], 2) for k in ("model_median_pct", "model_first10_pct")}

@@ -107,3 +107,20 @@ def test_missing_shape_flag_is_one_line_exit_2(capsys) -> None:
     assert main(["tune", *MIXTRAL[:-2]]) == 2  # shape flags are optional for --check-configs only
     err = capsys.readouterr().err
     assert "--top-k is required" in err and err.count("\n") == 1
+
+
+def test_dry_run_plans_priors_first_and_predicts_every_step(capsys) -> None:
+    fixtures = Path(__file__).resolve().parent / "fixtures" / "shipped_configs" / "vllm-0.33.0"
+    args = ["tune", *MIXTRAL, "--batch-sizes", "1", "--device", "NVIDIA H100 80GB HBM3", "--dry-run", "--json",
+            "--prior", "vllm", "--prior-dir", str(fixtures), "--budget", "12"]
+    assert main(args) == 0
+    out = _json(capsys)
+    assert out["space_size"] == 30720 and 0 < out["pruned_size"] < out["space_size"]
+    assert len(out["plan"]) == 12 and all(s["predicted_s"] > 0 for s in out["plan"])
+    mapped = out["batch_sizes"][0]["priors_mapped"]
+    assert mapped > 0
+    # vLLM's M=1 winner (16, 64, 128, G=64, 4, 4) launches like G=2 at M=1 and is measured first
+    assert out["plan"][0]["config"] == dict(BLOCK_SIZE_M=16, BLOCK_SIZE_N=64, BLOCK_SIZE_K=128, GROUP_SIZE_M=2,
+                                            num_warps=4, num_stages=4)
+    assert main(["tune", *MIXTRAL, "--dry-run"]) == 2
+    assert "--dry-run needs --device" in capsys.readouterr().err
