@@ -50,7 +50,7 @@ NAME = "synthetic_fused_moe_v1"
 NOISE_SIGMA = 0.015
 ROUTING_SAMPLES = 2
 # Assumed micro-architecture (H100-like; peaks as hwmodels/h100-sxm.toml).
-PEAK = {"bf16": 989.4e12, "fp16": 989.4e12, "fp32": 66.9e12, "fp8": 1978.9e12}
+PEAK = {"bf16": 989.4e12, "fp16": 989.4e12, "fp32": 66.9e12, "fp8": 1978.9e12, "fp8_block": 1978.9e12}
 DRAM_BW = 3.35e12 * 0.92  # achievable fraction of the datasheet bandwidth
 L2_BW = 10e12
 LATENCY_S = 700e-9
