@@ -14,8 +14,8 @@ no per-point fitting.
 Writes benchmarks/results/gpu_calibration.csv (per chip x class x model),
 gpu_calibration_loco.csv (every leave-one-chip-out scenario) and gpu_calibration_h100_points.csv.
 
-  python benchmarks/bench_gpu_calibration.py [--report FILE] [--framework trtllm] [--sample N]
-With --report, reads the JSON `accelsim calibrate-gpu --report FILE` wrote instead of refitting.
+  python benchmarks/bench_gpu_calibration.py [--report FILE...] [--framework trtllm] [--sample N] [--rules]
+With --report, reads the JSON(s) `accelsim calibrate-gpu --report FILE` wrote instead of refitting.
 """
 
 from __future__ import annotations
@@ -110,15 +110,53 @@ def published_points() -> list[dict[str, Any]]:
     return out
 
 
+def nearest_rule(framework: str, sample: int) -> list[dict[str, Any]]:
+    """The other projection rule: carry the shipped profile of the nearest measured chip (by bf16
+    peak and bandwidth, in log space) to each chip, evaluated on that chip's held-out shapes; beside
+    it the pooled rule's leave-one-chip-out error from the report. The shipped projection uses the
+    rule with the lower error here."""
+    import math
+
+    from accelsim.calibrate import gpu as G
+    from accelsim.calibrate.build import load_framework
+    from accelsim.calibrate.profile import CalibratedEfficiency
+    from accelsim.calibrate.shipped import shipped_profile
+    from accelsim.perf import Fidelity
+    from accelsim.stacks import load_stack
+
+    data = load_framework(framework, sample=sample)
+    base = load_stack()
+    out = []
+    for name, d in data.items():
+        others = [o for o in data if o != name and shipped_profile(o, framework) is not None]
+        if not others:
+            continue
+        dist = {o: abs(math.log(data[o].chip.flops("bf16") / d.chip.flops("bf16")))
+                + abs(math.log(data[o].chip.mem_bw_bytes_per_s / d.chip.mem_bw_bytes_per_s)) for o in others}
+        near = min(dist, key=dist.get)
+        eff = CalibratedEfficiency(shipped_profile(near, framework), base, fidelity=Fidelity.PROJECTED)
+        table = G.error_table(d.test, d.chip, {"nearest": eff})
+        for cls, e in table.items():
+            out.append({"framework": framework, "chip": name, "nearest": near, "class": cls, "n": e["n"],
+                        "nearest_median_ape": e["nearest"]["median_ape"],
+                        "nearest_median_abs_ln": e["nearest"]["median_abs_ln"]})
+        print(f"  nearest rule {framework} {near} -> {name}: " + "  ".join(
+            f"{c} {e['nearest']['median_ape']:.0f}%" for c, e in table.items() if ":" not in c))
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--report", default=None, help="JSON written by `accelsim calibrate-gpu --report`")
+    ap.add_argument("--report", nargs="+", default=None, help="JSON(s) written by `accelsim calibrate-gpu --report`")
     ap.add_argument("--framework", default="trtllm,vllm")
     ap.add_argument("--sample", type=int, default=None, help="rows drawn per table when refitting")
     ap.add_argument("--skip-points", action="store_true", help="skip the published H100 serving points")
+    ap.add_argument("--rules", action="store_true", help="also evaluate the nearest-chip projection rule (slow)")
     args = ap.parse_args()
     if args.report:
-        report = json.loads(Path(args.report).read_text())
+        report = {}
+        for path in args.report:
+            report.update(json.loads(Path(path).read_text()))
     else:
         from accelsim.calibrate.build import SAMPLE, build
         from accelsim.stacks import load_stack
@@ -129,6 +167,18 @@ def main() -> int:
     print_tables(rows, loco_rows)
     write_csv(OUT / "gpu_calibration.csv", rows)
     write_csv(OUT / "gpu_calibration_loco.csv", loco_rows)
+    if args.rules:
+        rule_rows = []
+        for fw in args.framework.split(","):
+            rule_rows += nearest_rule(fw, args.sample or 10000)
+        pooled = {(r["framework"], r["chip"], r["class"]): r["projected_median_ape"] for r in rows}
+        for r in rule_rows:
+            r["pooled_median_ape"] = pooled.get((r["framework"], r["chip"], r["class"]))
+        wins = sum(1 for r in rule_rows if r["pooled_median_ape"] is not None and ":" not in r["class"]
+                   and r["pooled_median_ape"] <= r["nearest_median_ape"])
+        total = sum(1 for r in rule_rows if r["pooled_median_ape"] is not None and ":" not in r["class"])
+        print(f"\nprojection rules: pooled (shipped) at least as good as nearest-chip in {wins}/{total} chip x class")
+        write_csv(OUT / "gpu_calibration_rules.csv", rule_rows)
     if not args.skip_points:
         write_csv(OUT / "gpu_calibration_h100_points.csv", published_points())
     print(f"\nwrote {OUT / 'gpu_calibration.csv'}, gpu_calibration_loco.csv, gpu_calibration_h100_points.csv")

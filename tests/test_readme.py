@@ -23,7 +23,8 @@ from accelsim.cli import main
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 CHEAP = {"measure --device cpu": ["--quick"]}  # extra flags for the commands named in the docstring
-SLOW = ("study ", "simulate ", "measure ", "calibrate ", "--calibration ", "tune ", "dashboard")
+SLOW = ("study ", "simulate ", "measure ", "calibrate ", "--calibration ", "tune ", "dashboard",
+        "import aiconfigurator --system", "calibrate-gpu ", "validate ")  # import -> calibrate-gpu -> validate
 
 
 def readme_commands() -> list[list[str]]:

@@ -150,8 +150,12 @@ def _calibrate_gpu(args: argparse.Namespace) -> int:
         print_json(reports)
     else:
         for f, rep in reports.items():
-            print(f"{f}: projection band (ln) " + ", ".join(f"{k} {v:.2f}" for k, v in
-                                                            rep.get("projection_band", {}).items()))
+            if not rep:
+                continue
+            band = rep.get("projection_band", {})
+            print(f"{f}: calibrated {', '.join(rep['calibrated'])}; " + (
+                "projection band (ln) " + ", ".join(f"{k} {v:.2f}" for k, v in band.items()) if band
+                else "no leave-one-chip-out projection (needs >= 2 chips)"))
     return 0
 
 

@@ -197,7 +197,7 @@ def _attention(phase: str) -> Callable[[Any], Iterable[tuple[str, str, dict[str,
             # prefill: isl new tokens per sequence; decode: one new token over isl + step cached positions
             ctx = r.isl if phase == "prefill" else r.isl + r.step
             shape = {"batch": r.batch_size, "seq": ctx, "heads": r.num_heads, "kv_heads": r.num_key_value_heads,
-                     "head_dim": r.head_dim, "window": r.window_size}
+                     "head_dim": r.head_dim, "window": getattr(r, "window_size", 0)}  # older tables: no window
             fmt = r.kv_cache_dtype  # the op computes in the KV format (accelsim.graph.Precision.attn_dtype)
             yield (f"attn_{phase}", f"attn_{phase}", shape,
                    {"format": fmt, "attn_dtype": r.attn_dtype})
