@@ -206,7 +206,7 @@ def prefill_stages(chip: Chip, model: LLM, prec: Precision, eff: Efficiency, inp
     prompt = modes.prompt_len(input_len)
     new, ctx = prefill_shape(prompt, modes.prefix_hit)
     chunk = float(CHUNK_TOKENS)  # chunked prefill: prompts split across chunks, every chunk full
-    host = engine_term(eff, "host_step_s")
+    host = engine_term(eff, "host_step_s") + engine_term(eff, "moe_layer_latency_s") * model.num_moe_layers
     out = []
     for par in _layouts(chip, model, prec, prompt + 1, chips, attention_dp):
         c = cost(llm_ops(model, par, prec, "prefill", chunk, ctx, prefill_sequences=chunk / new), hw, eff)
@@ -233,7 +233,8 @@ def decode_stages(chip: Chip, model: LLM, prec: Precision, eff: Efficiency, inpu
     prompt = modes.prompt_len(input_len)
     ctx = prompt + output_len / 2
     steps_out = max(output_len - 1, 1)
-    host, smp_bytes = engine_term(eff, "host_step_s"), engine_term(eff, "sampler_bytes_per_logit")
+    host = engine_term(eff, "host_step_s") + engine_term(eff, "moe_layer_latency_s") * model.num_moe_layers
+    smp_bytes = engine_term(eff, "sampler_bytes_per_logit")
     out = []
     for par in _layouts(chip, model, prec, prompt + output_len, chips, attention_dp):
         mem = plan_llm(chip, model, par, prec, prompt + output_len, output_len=output_len,

@@ -146,6 +146,9 @@ class Analytical:
     # sampled row (`graph.sampler_ops`: top-k/top-p over the vocabulary; 0 = fused into the LM head).
     host_step_s: float = 0.0
     sampler_bytes_per_logit: float = 0.0
+    # Fixed time of one fused-MoE layer beyond its operators' (routing/alignment kernels, the grouped
+    # GEMMs' serial K loop at few rows per expert), read by `predict.llm_metrics` like the two above.
+    moe_layer_latency_s: float = 0.0
     fidelity: Fidelity = Fidelity.ANALYTICAL
     source: str = field(default="", compare=False)
 

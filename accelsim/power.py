@@ -15,7 +15,7 @@ with no traffic (SMs and clocks active). `w_floor=0, duty=0` is a chip with noth
 The four weights are fitted on measured serving runs (ML.ENERGY v3.0: vLLM 0.11.1 on H100 SXM,
 per-GPU NVML power of 243 runs of 14 dense and MoE models on 1 to 8 GPUs; `accelsim.calibrate.serving`,
 run by benchmarks/bench_power.py, which reports the error of each model predicted by weights fitted
-without it: median 10.9%, dense 6.8%, MoE 15.5%). They are chip-independent fractions of (TDP - idle):
+without it: median 10.6%, dense 6.6%, MoE 15.1%). They are chip-independent fractions of (TDP - idle):
 other chips carry them with their own idle, TDP, peaks and bandwidth. What the fit says: a working
 chip draws about half of (TDP - idle) before any traffic; memory-bound decode (u_memory ~0.6-0.8,
 u_compute ~0.05) then adds about as much through bandwidth as through its little compute, and
@@ -36,10 +36,10 @@ if TYPE_CHECKING:
     from accelsim.spec.chip import Chip
 
 # Fitted (module docstring; benchmarks/results/power_summary.csv has the fit and its held-out errors).
-W_FLOOR = 0.164
-W_BUSY = 0.491
-W_COMPUTE = 1.398
-W_MEMORY = 0.271
+W_FLOOR = 0.086
+W_BUSY = 0.565
+W_COMPUTE = 1.180
+W_MEMORY = 0.195
 
 
 def activity(u_compute: ArrayLike, u_memory: ArrayLike, *, w_busy: float = W_BUSY, w_compute: float = W_COMPUTE,

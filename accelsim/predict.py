@@ -107,6 +107,7 @@ def llm_metrics(hw: HwVec, model: LLM, par: Parallel, prec: Precision, input_len
     dec = step.cost
     n_steps = output_len / step.tokens_per_seq  # steps in a sequence's life
     host = engine_term(eff, "host_step_s")
+    moe_lat = engine_term(eff, "moe_layer_latency_s") * model.num_moe_layers  # every stage's MoE layers, pp x
     smp = cost(sampler_ops(model, b, engine_term(eff, "sampler_bytes_per_logit")), hw, eff)
     room = np.maximum(CHUNK_TOKENS - b, 0.0)  # prefill tokens a step can carry beside its decodes
     lam = b / n_steps  # prompts admitted per step
@@ -134,16 +135,16 @@ def llm_metrics(hw: HwVec, model: LLM, par: Parallel, prec: Precision, input_len
 
     mix = per_step(mixed(False), prompts)
     work = per_step(mixed(True), prompts) if par.ep > 1 else mix
-    gpu_k = np.broadcast_to(mix.total_s, np.broadcast_shapes(np.shape(mix.total_s), pk.shape))
+    gpu_k = np.broadcast_to(mix.total_s + moe_lat, np.broadcast_shapes(np.shape(mix.total_s), pk.shape))
     # prefill-only steps for the prompt tokens the decode steps cannot carry (per decode step)
     extra = np.maximum(lam * new - room, 0.0) / CHUNK_TOKENS
     full = per_step(cost(llm_ops(model, par, prec, "prefill", np.asarray(CHUNK_TOKENS / pp), pre_ctx,
                                  prefill_sequences=CHUNK_TOKENS / max(new, 1.0) / pp), hw, eff),
                     np.asarray(CHUNK_TOKENS / max(new, 1.0)))
-    gpu_s = (pk * gpu_k).sum(axis=0) + extra * full.total_s + smp.total_s
+    gpu_s = (pk * gpu_k).sum(axis=0) + extra * (full.total_s + moe_lat) + smp.total_s
     wall_s = gpu_s + host * (1 + extra)
     busy = np.maximum((pk * (mix.compute_s + mix.memory_s)).sum(axis=0) + extra * (full.compute_s + full.memory_s)
-                      + smp.compute_s + smp.memory_s, 1e-30)
+                      + smp.compute_s + smp.memory_s + moe_lat * (1 + extra), 1e-30)
     flops = (pk * work.flops).sum(axis=0) + extra * full.flops + smp.flops
     nbytes = (pk * work.bytes).sum(axis=0) + extra * full.bytes + smp.bytes
     u_c = np.clip(flops / (hw.peak[prec.gemm_dtype] * busy), 0, 1)

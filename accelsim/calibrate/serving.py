@@ -270,3 +270,40 @@ def leave_one_model_out(runs: list[Run], feats: dict[tuple[float, float], Featur
         for k, v in pred.items():
             out.setdefault(k, np.zeros(len(runs)))[test] = v[test]
     return out
+
+
+# -- the fused-MoE layer's fixed time, from kernel measurements ---------------------------------------
+
+AIC_MOE = "hwmodels/measured/aiconfigurator/h100_sxm_vllm_moe.csv.gz"
+MOE_SMALL_M = 64  # tokens per layer at or below which the fixed part dominates
+
+
+def fit_moe_layer_latency(path: str | Path, base: Analytical, chip: str = "h100-sxm") -> dict[str, float]:
+    """The `moe_layer_latency_s` of a stack from measured fused-MoE kernels (AIConfigurator's vLLM
+    Triton fused MoE on H100, balanced routing): the median of measured - modelled time over layers of
+    at most MOE_SMALL_M tokens, the modelled time being the stack's operator costs of the rank's share
+    (`ops.fused_moe_ops`). Also the median |ln(predicted / measured)| over all rows up to 4,096
+    tokens without and with it."""
+    from accelsim import ops as O
+    from accelsim.measurements import read
+    from accelsim.perf import cost
+
+    hw = _hw(chip)
+    zero = replace(base, moe_layer_latency_s=0.0)
+    meas, model, small = [], [], []
+    for r in read(path):
+        s = r["shape"]
+        if s["M"] > 4096:
+            continue
+        w = 2.0 if r["dtype"] == "bf16" else 1.0
+        active = min(float(O.expected_experts_hit(s["M"], s["E"], s["top_k"])), s["E"]) / s["ep"]
+        ops = O.fused_moe_ops(s["M"] / s["ep"], s["H"], s["I"] / s["tp"], s["E"], s["top_k"], act_bytes=2.0,
+                              weight_bytes=w, dtype=r["dtype"], experts_active=active)
+        meas.append(r["median_s"])
+        model.append(float(np.ravel(cost(ops, hw, zero).total_s)[0]))
+        small.append(s["M"] <= MOE_SMALL_M)
+    m, p, sm = np.array(meas), np.array(model), np.array(small)
+    lat = float(np.median((m - p)[sm]))
+    return {"moe_layer_latency_s": lat, "rows": float(len(m)),
+            "ln_err_without": float(np.median(np.abs(np.log(p / m)))),
+            "ln_err_with": float(np.median(np.abs(np.log((p + lat) / m))))}

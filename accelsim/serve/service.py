@@ -157,8 +157,12 @@ class LLMService:
             de = np.broadcast_to(_energy(da, hw, prec.gemm_dtype, dt), dt.shape).copy()
             dt[0] = de[0] = 0.0
             self._dattn_t, self._dattn_e = dt.tolist(), de.tolist()
-        self._host_s = engine_term(eff, "host_step_s")  # the engine's host time per step, chip idle
+        # per step: the engine's host time (chip idle) and the fused-MoE layers' fixed time (kernels
+        # running with little traffic), charged as predict.llm_metrics charges them
+        self._host_s = engine_term(eff, "host_step_s")
+        self._moe_s = engine_term(eff, "moe_layer_latency_s") * model.num_moe_layers
         self._floor_w = float(chip_power_w(chip.idle_w, chip.tdp_w, 0.0, 0.0, 0.0))
+        self._running_w = float(chip_power_w(chip.idle_w, chip.tdp_w, 0.0, 0.0, 1.0))
         smp = sampler_ops(model, np.arange(max_seqs + 1.0), engine_term(eff, "sampler_bytes_per_logit"))
         self._smp_t, self._smp_e = self._table(smp, hw, eff, prec) if smp else ([0.0] * (max_seqs + 1),) * 2
 
@@ -181,8 +185,8 @@ class LLMService:
         positions in total (token-weighted)."""
         if not (n_dec or p_tokens):
             return 0.0, 0.0
-        host_t = self._host_s + self._smp_t[n_dec]  # the engine's host time and the sampler's
-        host_e = self._host_s * self._floor_w + self._smp_e[n_dec]
+        host_t = self._host_s + self._moe_s + self._smp_t[n_dec]  # host, MoE layers' fixed time, sampler
+        host_e = self._host_s * self._floor_w + self._moe_s * self._running_w + self._smp_e[n_dec]
         if self._fused:
             t = self._body_t[n_dec + p_tokens] + self._head_t[n_dec + (1 if p_tokens else 0)] + host_t
             e = self._body_e[n_dec + p_tokens] + self._head_e[n_dec + (1 if p_tokens else 0)] + host_e
