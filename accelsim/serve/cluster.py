@@ -297,6 +297,7 @@ def simulate(cfg: SimConfig, eff: Efficiency | None = None,
         "prefix_cache": _prefix_summary(replicas),
         "kv_transfers": handoff.moved if handoff else None,
         "kv_transfer_mean_s": handoff.bytes_s / handoff.moved if handoff and handoff.moved else None,
+        "kv_transfer_wait_mean_s": handoff.wait_s / handoff.moved if handoff and handoff.moved else None,
         "wall_s": time.perf_counter() - wall0,
     })
     return SimResult(_clean(s), rec, replicas)

@@ -18,21 +18,29 @@ from accelsim.serve.replica import LLMReplica, Request
 
 
 class KVHandoff:
-    """Moves a prefilled request to the decode router after `transfer_s(prompt_tokens)` seconds."""
+    """Moves a prefilled request to the decode router after `transfer_s(prompt_tokens)` seconds
+    on its prefill replica's links, which send one cache at a time (FIFO per source replica): a
+    transfer waits for the ones before it, so a link that cannot keep up shows as queueing."""
 
     def __init__(self, env: Any, decode_router: Any, transfer_s: Callable[[int], float]) -> None:
         self.env, self.router, self.transfer_s = env, decode_router, transfer_s
         self.moved = 0
         self.bytes_s = 0.0  # seconds of link time used, summed over transfers
+        self.wait_s = 0.0  # seconds transfers waited for their replica's link, summed
+        self._free_at: dict[int, float] = {}  # source replica -> when its link is next free
 
     def __call__(self, src: LLMReplica, req: Request) -> None:
         self.env.process(self._move(src, req, src.epoch))
 
     def _move(self, src: LLMReplica, req: Request, epoch: int) -> Generator[Any, Any, None]:
         dt = self.transfer_s(req.prompt)
-        yield self.env.timeout(dt)
+        now = self.env.now
+        start = max(now, self._free_at.get(src.rid, 0.0))
+        self._free_at[src.rid] = start + dt
+        yield self.env.timeout(start + dt - now)
         self.moved += 1
         self.bytes_s += dt
+        self.wait_s += start - now
         if src.epoch == epoch:  # a replica that failed meanwhile has already dropped its blocks
             src.kv.release(req.blocks)
             src.kick()

@@ -77,3 +77,26 @@ def test_attention_dp_replica_holds_a_kv_budget_per_dp_group() -> None:
     assert s["chips"] == 8 and s["groups"][0]["dp"] == 8
     assert s["groups"][0]["kv_blocks"] == 8 * one_group
     assert s["requests_completed"] > 0
+
+
+def test_a_slow_link_queues_transfers_at_its_rate(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Over scale-out (MTIA prefill to H200 decode: different families), at 10 GB/s a replica's link
+    moves a 2000-token llama3-8b cache (262 MB) in ~37 ms: prompts arriving faster than that queue,
+    so the pools' tandem rate is capped by the link, min(r_p, r_d, r_link)."""
+    import dataclasses
+
+    from accelsim.disagg import kv_request_bytes
+    from accelsim.serve import cluster
+
+    eff = load_stack()
+    slow = dataclasses.replace(load_chip("mtia-400"), scale_out_bw_bytes_per_s=10e9)
+    orig = cluster.load_chip
+    monkeypatch.setattr(cluster, "load_chip", lambda name: slow if name == "mtia-400" else orig(name))
+    groups = (ReplicaGroup("mtia-400", "llama3-8b", role="prefill"),
+              ReplicaGroup("h200-sxm", "llama3-8b", replicas=4, role="decode"))
+    s = simulate(SimConfig(groups=groups, traffic=Traffic(rate_per_s=60, input_len=L, output_len=20, length_cv=0),
+                           duration_s=30, failures=FailureModel.none()), eff).summary
+    per = kv_request_bytes(load_model("llama3-8b"), Precision.for_serving("bf16"), L) / (10e9 * eff.network_eff)
+    assert s["kv_transfer_mean_s"] == pytest.approx(per + eff.link_latency_s)
+    assert s["kv_transfer_wait_mean_s"] > per  # 60 prompts/s against ~27/s of link: a queue builds
+    assert s["kv_transfers"] <= 30 / per + 1  # the link moved no more than its rate allows
