@@ -23,7 +23,7 @@ SLIDERS = (("mem_bw", "HBM bandwidth"), ("flops", "FLOPS (every format)"), ("tdp
            ("capacity", "HBM capacity"))
 CONTROL_IDS = ("chip", "model", "dtype", "fidelity", "tp", "batch", *(k for k, _ in SLIDERS),
                "input_len", "output_len", "site_power_mw", "pue", "prefix_hit", "mtp_k", "spec_accept",
-               "image_tokens", "attention_dp")
+               "image_tokens", "attention_dp", "decode_chip", "disagg_chips")
 
 _CSS = """
 body { margin: 0; font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; background: #f4f6f9; color: #1a202c; }
@@ -109,6 +109,12 @@ def _controls() -> html.Div:
             _label("Acceptance", num("spec_accept", DEFAULTS.spec_accept, min=0, max=1, step=0.05))]),
         _label("Attention DP + wide EP", dcc.Dropdown(id="attention_dp", options=["off", "on"],
                                                        value=DEFAULTS.attention_dp, clearable=False)),
+        html.Div(className="row2", children=[
+            _label("Decode chip (disaggregated)", dcc.Dropdown(
+                id="decode_chip", options=[{"label": "off", "value": "off"}, *chips], value=DEFAULTS.decode_chip,
+                clearable=False)),
+            _label("Chips to split", num("disagg_chips", DEFAULTS.disagg_chips, min=2, step=1))]),
+        html.Div("the chip above prefills, this one decodes; the split is searched", className="hint"),
         html.H3("Site"),
         _label("Site power (MW)", num("site_power_mw", DEFAULTS.site_power_w / 1e6, min=0, step="any")),
         _label("PUE", dcc.Slider(id="pue", min=1.0, max=1.6, step=0.01, value=DEFAULTS.pue, allow_direct_input=False,

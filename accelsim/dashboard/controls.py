@@ -56,6 +56,8 @@ class Controls:
     spec_accept: float = 0.7  # acceptance rate of each draft token
     image_tokens: int = 0  # image tokens per prompt (Llama 4: adds the vision encoder)
     attention_dp: str = "off"  # "on": attention data parallel with wide EP layouts in the search
+    decode_chip: str = "off"  # a catalog chip: disaggregated serving, the what-if chip prefills, this one decodes
+    disagg_chips: int = 64  # chips split between the two pools (accelsim.disagg.best_split)
 
 
 DEFAULTS = Controls()
@@ -139,7 +141,33 @@ def parse_controls(raw: Mapping[str, Any]) -> Controls:
         spec_accept=_number(get("spec_accept"), "draft acceptance", 0.0, 1.0),
         image_tokens=_count(get("image_tokens"), "image tokens", MAX_TOKENS),
         attention_dp="on" if get("attention_dp") in ("on", True) else "off",
+        decode_chip=_decode_chip(get("decode_chip")),
+        disagg_chips=_whole(get("disagg_chips"), "chips split between the pools", hi=4096),  # type: ignore[arg-type]
     )
+
+
+def _decode_chip(raw: Any) -> str:
+    if raw in (None, "", "off"):
+        return "off"
+    if raw not in list_chips():
+        raise unknown_name("decode chip", str(raw), list_chips())
+    return str(raw)
+
+
+@lru_cache(maxsize=128)
+def disagg_for(c: Controls) -> Any:
+    """The best split of `disagg_chips` between the what-if chip (prefill) and `decode_chip`
+    (`accelsim.disagg.best_split`), or None when disaggregation is off or the model is not an LLM."""
+    from accelsim.disagg import best_split
+
+    model = catalog_model(c.model)
+    if c.decode_chip == "off" or not isinstance(model, LLM):
+        return None
+    if c.disagg_chips < 2:
+        raise UserError("chips split between the pools must be at least 2")
+    return best_split(what_if_chip(c), catalog_chip(c.decode_chip), c.disagg_chips, model,
+                      eff=efficiency(c.fidelity), dtype=c.dtype, input_len=c.input_len, output_len=c.output_len,
+                      modes=modes_of(c), attention_dp=c.attention_dp == "on")
 
 
 def modes_of(c: Controls) -> Any:

@@ -21,6 +21,7 @@ from accelsim.dashboard.controls import (
     Controls,
     catalog_chip,
     catalog_model,
+    disagg_for,
     is_llm,
     parse_controls,
     per_chip,
@@ -115,6 +116,12 @@ def summary_cards(c: Controls) -> list[tuple[str, str]]:
         cards += [("latency", f"{r['latency_s'] * 1e3:,.1f} ms (SLO {r['latency_slo_s'] * 1e3:.0f} ms)"),
                   ("shards", f"{r['chips']} chip{'s' * (r['chips'] != 1)}, batch {r['batch']} per chip"),
                   ("bound", r["bound"])]
+    d = disagg_for(c)
+    if d is not None:
+        cards += [("disaggregated", f"{d.prefill.chips} x {d.prefill.chip.name} prefill + {d.decode.chips} x "
+                                    f"{d.decode.chip.name} decode"),
+                  ("disaggregated per chip", f"{d.rate_per_chip:,.0f} tokens/s ({d.bottleneck} binds; "
+                                             f"KV over {d.link.fabric})")]
     cards.append(("fidelity", r["fidelity"]))
     return cards
 

@@ -183,3 +183,19 @@ def test_serving_mode_controls_reach_the_search() -> None:
     assert wide.rate_per_chip >= predict_for(parse_controls({})).rate_per_chip
     with pytest.raises(UserError, match="MTP"):
         parse_controls({"mtp_k": 1.5})
+
+
+def test_disaggregated_cards_are_the_split_search() -> None:
+    from accelsim.dashboard.page import render
+    from accelsim.disagg import best_split
+    from accelsim.spec import load_chip, load_model
+    from accelsim.stacks import load_stack
+
+    page = render({"chip": "mtia-400", "decode_chip": "mtia-450", "disagg_chips": 32, "fidelity": "analytical"})
+    cards = dict(page.summary)
+    d = best_split(load_chip("mtia-400"), load_chip("mtia-450"), 32, load_model("llama4-maverick"), eff=load_stack(),
+                   dtype="fp8")
+    assert cards["disaggregated"] == f"{d.prefill.chips} x mtia-400 prefill + {d.decode.chips} x mtia-450 decode"
+    assert cards["disaggregated per chip"].startswith(f"{d.rate_per_chip:,.0f} tokens/s")
+    assert "disaggregated" not in dict(render({}).summary)
+    assert any("decode chip" in m for m in render({"decode_chip": "nope"}).messages)
