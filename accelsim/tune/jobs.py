@@ -127,8 +127,11 @@ def run_job(job: Job, on_result: Callable[[Config, Measurement, str], None] | No
     space = search_space(device, job.problem)
     candidates, rejected = prune(space, job.problem, limits)
     priors = map_priors([dict(p) for p in job.priors], job.problem, candidates)
+    # The learned correction describes real GPUs; a synthetic device is a made-up one, on which only
+    # the analytical model's assumptions hold (it exists to compare search mechanics).
+    ranker = None if getattr(device, "synthetic", False) else "default"
     strategy = make_strategy(job.strategy, candidates, problem=job.problem, limits=limits, chip=chip_for(limits),
-                             priors=priors, seed=job.seed)
+                             priors=priors, seed=job.seed, ranker=ranker)
     budget = job.budget
     if budget.evaluations is None and budget.seconds is None:
         budget = Budget(evaluations=default_budget(job.strategy, len(candidates)))

@@ -29,7 +29,8 @@ def dry_run(problem: Problem, batches: Sequence[int], strategy: str, device: str
     chip = chip_for(limits)
     if chip is None:
         raise UserError(f"--dry-run needs chip peaks for '{device}' (no hwmodels/ chip for {limits.name})")
-    ranker, factors = load(), load_factors(limits.generation)
+    synthetic = bool(getattr(replay, "synthetic", False))  # a made-up GPU: the analytical model alone
+    ranker, factors = (None, None) if synthetic else (load(), load_factors(limits.generation))
     out: dict[str, Any] = {"strategy": strategy, "device": limits.name, "shape": problem.shape,
                            "fidelity": "projected" if ranker is not None else "analytical",
                            "cost_model": (ranker.provenance.get("source", "fitted parameters") if ranker
@@ -42,7 +43,8 @@ def dry_run(problem: Problem, batches: Sequence[int], strategy: str, device: str
         if not candidates:
             raise UserError(f"no candidate configs left after pruning at M={m}")
         priors = map_priors([c for f in prior_files for c in f.priors(m)], p, candidates)
-        strat = make_strategy(strategy, candidates, problem=p, limits=limits, chip=chip, priors=priors, seed=seed)
+        strat = make_strategy(strategy, candidates, problem=p, limits=limits, chip=chip, priors=priors, seed=seed,
+                              ranker=None if synthetic else "default")
         order = strat.plan()
         n = (budget.evaluations if budget else None) or default_budget(strategy, len(candidates))
         pred, _ = predict_seconds(p, limits, chip, config_arrays(candidates), ranker, factors)

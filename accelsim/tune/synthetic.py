@@ -152,6 +152,7 @@ class SyntheticDevice:
     """The synthetic simulator as a Device (no file needed); same numbers as its replay files."""
 
     timed = True
+    synthetic = True
 
     def __init__(self, limits: DeviceLimits | None = None) -> None:
         self.limits = limits or device_limits(DEVICE)
