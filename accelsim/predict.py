@@ -143,7 +143,7 @@ def llm_metrics(hw: HwVec, model: LLM, par: Parallel, prec: Precision, input_len
                     np.asarray(CHUNK_TOKENS / max(new, 1.0)))
     gpu_s = (pk * gpu_k).sum(axis=0) + extra * (full.total_s + moe_lat) + smp.total_s
     wall_s = gpu_s + host * (1 + extra)
-    busy = np.maximum((pk * (mix.compute_s + mix.memory_s)).sum(axis=0) + extra * (full.compute_s + full.memory_s)
+    busy = np.maximum((pk * (work.compute_s + work.memory_s)).sum(axis=0) + extra * (full.compute_s + full.memory_s)
                       + smp.compute_s + smp.memory_s + moe_lat * (1 + extra), 1e-30)
     flops = (pk * work.flops).sum(axis=0) + extra * full.flops + smp.flops
     nbytes = (pk * work.bytes).sum(axis=0) + extra * full.bytes + smp.bytes

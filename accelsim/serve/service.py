@@ -44,13 +44,15 @@ RANKING_MAX_SAMPLES = 1 << 20
 _ATTENTION = (OpKind.ATTN_PREFILL, OpKind.ATTN_DECODE)
 
 
-def _energy(c: Cost, hw: HwVec, dtype: str, time_s: np.ndarray) -> np.ndarray:
-    """Energy of the operators in `c` over `time_s`, as predict.llm_metrics charges it: their compute-
-    and memory-bound time works at its utilisations, launch gaps and collective waits at the floor."""
-    work = np.maximum(c.compute_s + c.memory_s, 1e-30)
-    u_c = np.clip(c.flops / (hw.peak[dtype] * work), 0, 1)
-    u_m = np.clip(c.bytes / (hw.mem_bw * work), 0, 1)
-    duty = work / np.maximum(c.total_s, 1e-30)
+def _energy(c: Cost, hw: HwVec, dtype: str, time_s: np.ndarray, mean: Cost | None = None) -> np.ndarray:
+    """Energy of the operators in `c` over `time_s`, as predict.llm_metrics charges it: the mean
+    rank's (`mean`, for expert parallelism; else `c`) compute- and memory-bound time works at its
+    utilisations; launch gaps, collective waits and waiting for the busiest rank draw the floor."""
+    m = c if mean is None else mean
+    work = np.maximum(m.compute_s + m.memory_s, 1e-30)
+    u_c = np.clip(m.flops / (hw.peak[dtype] * work), 0, 1)
+    u_m = np.clip(m.bytes / (hw.mem_bw * work), 0, 1)
+    duty = np.minimum(work / np.maximum(c.total_s, 1e-30), 1.0)
     return chip_power_w(hw.idle_w, hw.tdp_w, u_c, u_m, duty) * time_s
 
 
@@ -148,7 +150,10 @@ class LLMService:
         if self._fused:
             allt = np.arange(max_tokens + max_seqs + 1, dtype=np.float64)
             body = [o for o in _not_attention(llm_ops(model, par, prec, "decode", allt, 1.0)) if o.name != "lm_head"]
-            self._body_t, self._body_e = self._table(body, hw, eff, prec)
+            mean = None if par.ep == 1 else [
+                o for o in _not_attention(llm_ops(model, par, prec, "decode", allt, 1.0, balanced=True))
+                if o.name != "lm_head"]
+            self._body_t, self._body_e = self._table(body, hw, eff, prec, mean)
             rows = np.arange(max_seqs + 2.0)
             head = [o for o in llm_ops(model, par, prec, "decode", rows, 1.0) if o.name == "lm_head"]
             self._head_t, self._head_e = self._table(head, hw, eff, prec)
@@ -167,10 +172,12 @@ class LLMService:
         self._smp_t, self._smp_e = self._table(smp, hw, eff, prec) if smp else ([0.0] * (max_seqs + 1),) * 2
 
     @staticmethod
-    def _table(ops: list[Op], hw: HwVec, eff: Efficiency, prec: Precision) -> tuple[list[float], list[float]]:
+    def _table(ops: list[Op], hw: HwVec, eff: Efficiency, prec: Precision,
+               mean_ops: list[Op] | None = None) -> tuple[list[float], list[float]]:
         c = cost(ops, hw, eff)
+        m = None if mean_ops is None else cost(mean_ops, hw, eff)
         t = np.ravel(c.total_s).copy()
-        e = np.ravel(np.broadcast_to(_energy(c, hw, prec.gemm_dtype, c.total_s), np.shape(c.total_s))).copy()
+        e = np.ravel(np.broadcast_to(_energy(c, hw, prec.gemm_dtype, c.total_s, m), np.shape(c.total_s))).copy()
         t[0] = e[0] = 0.0
         return t.tolist(), e.tolist()
 
