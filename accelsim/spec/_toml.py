@@ -13,7 +13,13 @@ from accelsim.io import NAME_MAX, check_input_file
 
 
 def catalog_dir(package: str) -> Path:
-    """The directory of a shipped catalog package (`hwmodels`, `workloads`, `studies`)."""
+    """The directory of a shipped catalog package (`hwmodels`, `workloads`, `studies`): installed next
+    to `accelsim` (wheel or editable checkout). Looked up there first, because under an editable
+    install a bare `hwmodels/` folder in the working directory (`calibrate-gpu --out-dir
+    hwmodels/calibrated`) would otherwise be imported in its place as a namespace package."""
+    beside = Path(__file__).resolve().parents[2] / package
+    if (beside / "__init__.py").is_file():
+        return beside
     return Path(str(resources.files(package)))
 
 
