@@ -119,9 +119,18 @@ def main(argv: list[str] | None = None) -> int:
         row.update({f"b200_{k}": b200[i][k] for k in ("power_w", "j_per_token", "tokens_per_s", "itl_s")})
         row["b200_fidelity"] = b200[i]["fidelity"]
         rows.append({**row, **prov})
-    ratio = np.array([b200[i]["j_per_token"] / float(held["j_per_token"][i]) for i in range(len(runs))])
-    print(f"\nB200 (spec + vllm stack, nothing fitted on B200): energy/token x{np.median(ratio):.2f} of the "
-          f"H100 prediction (median; p10 {np.percentile(ratio, 10):.2f}, p90 {np.percentile(ratio, 90):.2f})")
+    h100 = [replay(r, eff) for r in runs]
+    print("\nB200 versions of the runs (B200 spec + the vllm stack; nothing fitted on B200), B200 / H100 "
+          "predictions at the same batch and GPUs, median:")
+    print(f"  {'group':18s} {'n':>4s} {'tokens/s':>9s} {'J/token':>8s} {'W/GPU':>7s}")
+    for label, mask in _groups(runs):
+        idx = np.nonzero(mask)[0]
+        rat = {k: float(np.median([b200[i][k] / h100[i][k] for i in idx])) for k in ("tokens_per_s", "j_per_token",
+                                                                                    "power_w")}
+        summary.append({"group": f"B200/H100 {label}", "n": len(idx),
+                        **{f"b200_over_h100_{k}": round(v, 3) for k, v in rat.items()}})
+        print(f"  {label:18s} {len(idx):>4d} {rat['tokens_per_s']:>9.2f} {rat['j_per_token']:>8.2f} "
+              f"{rat['power_w']:>7.2f}")
     out = Path(args.out_dir)
     write_csv(out / "power_runs.csv", rows)
     consts = {"group": "constants (all runs)", "n": len(runs), "compute_eff": full.compute_eff,
