@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cache
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,7 @@ from accelsim.calibrate.profile import CalibratedEfficiency, Profile, read_profi
 from accelsim.errors import UserError
 from accelsim.ops import F, Op
 from accelsim.perf import Efficiency, Fidelity, HwVec
+from accelsim.spec import catalog_dir
 from accelsim.spec.chip import Chip
 
 FRAMEWORKS = ("trtllm", "vllm")
@@ -32,7 +32,7 @@ PROJECTED = "projected"
 
 
 def calibrated_dir() -> Path:
-    return Path(str(resources.files("hwmodels").joinpath("calibrated")))
+    return catalog_dir("hwmodels") / "calibrated"  # the catalog's own folder, not one a cwd shadows
 
 
 def profile_path(name: str, framework: str = DEFAULT_FRAMEWORK) -> Path:
