@@ -18,8 +18,10 @@ PAYLOAD = f"Evil {SCRIPT}{IMG}"
 
 
 def _planted(text: str, key: str, path: Path) -> str:
-    """`text` (a catalog TOML) with its display_name replaced by the payload."""
+    """`text` (a catalog TOML) with its display_name and every `assumed` reason replaced by the payload
+    (assumed values are listed in every report's assumptions table)."""
     out, n = re.subn(rf'(?m)^{key} = ".*"$', f"{key} = '{PAYLOAD}'", text)
+    out = re.sub(r'assumed = "[^"]*"', f"assumed = '{PAYLOAD}'", out)
     assert n == 1
     path.write_text(out, encoding="utf-8")
     return str(path)
@@ -98,3 +100,20 @@ def test_dashboard_shows_planted_text_as_text() -> None:
     msgs = outputs(page)[0]
     assert msgs and all(type(m).__name__ == "Div" and isinstance(m.children, str) for m in msgs)
     assert any("alert(1337)" in m.children for m in msgs)
+
+
+@pytest.mark.slow
+def test_planted_files_in_the_site_budget_study(planted: dict[str, str], tmp_path: Path) -> None:
+    """power_budget_1gw (--reduced) with its title, description, chip and models replaced by planted ones."""
+    from accelsim.study.run import run_study
+
+    text = (ROOT / "studies" / "power_budget_1gw.toml").read_text(encoding="utf-8")
+    text = re.sub(r'(?m)^title = ".*"$', f"title = '{PAYLOAD}'", text)
+    text = re.sub(r'(?s)description = """.*?"""', f"description = '''{PAYLOAD}'''", text)
+    for key, name in (("chip", "mtia-450"), ("llm", "llama4-scout"), ("ranking", "dlrm-v2")):
+        text = re.sub(rf'(?m)^((?:chips|models) = \[.*)"{name}"', rf'\1"{planted[key]}"', text)
+    assert text.count(planted["chip"]) == 2 and text.count(planted["llm"]) == 2  # [params] and [reduced]
+    path = tmp_path / "evil_budget.toml"
+    path.write_text(text, encoding="utf-8")
+    res = run_study(str(path), tmp_path / "out", reduced=True)
+    _assert_inert(res.report.read_text(encoding="utf-8"))
