@@ -102,6 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(exc))
     except UnicodeDecodeError as exc:  # a user file that is not UTF-8, wherever it was read
         return _fail(f"a file is not UTF-8 text ({exc.reason} at byte {exc.start}); accelsim reads UTF-8")
+    except RecursionError:  # a TOML or JSON file of arrays nested thousands deep
+        return _fail("a file is nested too deeply to read (arrays or tables thousands of levels deep)")
     except OSError as exc:
         if isinstance(exc, BrokenPipeError):
             return _broken_pipe()

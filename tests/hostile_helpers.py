@@ -117,6 +117,8 @@ def hostile_files(root: Path) -> dict[str, str]:
     put("trace_inf", "inf.csv", "arrival_s,input_len,output_len\n0,100,100\ninf,100,100\n")
     put("trace_huge", "huge.csv", "arrival_s,input_len,output_len\n0,100000000000000,100\n")
     put("bad_toml", "bad.toml", "name = [\n")
+    put("deep_toml", "deep.toml", "a = " + "[" * 100_000 + "]" * 100_000 + "\n")
+    put("deep_json", "deep.json", "[" * 100_000 + "]" * 100_000)
     put("nan_toml", "nanval.toml", "name = nan\n")
     put("failures_nan", "failnan.toml", "[chip]\nrate_per_chip_hour = nan\nrepair_s = 60\n")
     put("cluster_latin1", "cluster.toml", b"[[llm]]\nhw = \"h\xe9\"\n")

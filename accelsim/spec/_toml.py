@@ -54,6 +54,8 @@ def read(path: Path) -> dict[str, Any]:
         raise UserError(f"{path.name}: not valid TOML ({exc})") from None
     except UnicodeDecodeError as exc:
         raise UserError(f"{path.name}: not UTF-8 text (byte {exc.start}); TOML files are UTF-8") from None
+    except RecursionError:
+        raise UserError(f"{path.name}: nested too deeply to read") from None
     except OSError as exc:
         raise UserError(f"{path}: cannot read ({exc.strerror or exc})") from None
 
@@ -67,6 +69,8 @@ def read_user_file(path: str, what: str, missing: str | None = None) -> dict[str
         raise UserError(missing or f"{what} '{path}' does not exist") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"{what} '{path}' is not valid TOML: {exc}") from None
+    except RecursionError:
+        raise UserError(f"{what} '{path}' is nested too deeply to read") from None
     except (OSError, ValueError) as exc:  # a directory, a name too long, an embedded NUL ...
         raise UserError(f"{what} '{path}' cannot be read: {getattr(exc, 'strerror', None) or exc}") from None
 
