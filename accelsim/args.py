@@ -56,7 +56,9 @@ def add_model(p: argparse.ArgumentParser) -> None:
 def add_parallelism(p: argparse.ArgumentParser, *, chips: bool = False, chips_required: bool = True) -> None:
     g = p.add_argument_group("parallelism (none given: the layout is searched)")
     if chips:
-        g.add_argument("--chips", type=V.count(), required=chips_required, help="chips deployed")
+        g.add_argument("--chips", type=V.count(), required=chips_required,
+                       help="chips deployed, as chips / (tp x pp) replicas (compare: of each chip; default "
+                            "one replica of its best layout)")
     g.add_argument("--tp", type=V.count(hi=V.MAX_PARALLEL), default=None,
                    help="tensor parallel size; pins the layout" + (" (default with --ep/--pp: chips / pp)"
                                                                    if chips else ""))
