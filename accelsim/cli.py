@@ -9,6 +9,7 @@ A handler returns an exit code; a `UserError` anywhere becomes one line on stder
 from __future__ import annotations
 
 import argparse
+import csv
 import importlib
 import json
 import sys
@@ -102,6 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(exc))
     except UnicodeDecodeError as exc:  # a user file that is not UTF-8, wherever it was read
         return _fail(f"a file is not UTF-8 text ({exc.reason} at byte {exc.start}); accelsim reads UTF-8")
+    except csv.Error as exc:  # a CSV file with a field over the csv module's limit, a NUL byte ...
+        return _fail(f"a CSV file cannot be read: {exc}")
     except RecursionError:  # a TOML or JSON file of arrays nested thousands deep
         return _fail("a file is nested too deeply to read (arrays or tables thousands of levels deep)")
     except OSError as exc:

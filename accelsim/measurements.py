@@ -185,6 +185,14 @@ def _row_checker() -> Any:
     return check
 
 
+def _rows(reader: csv.DictReader, name: str) -> Any:
+    """The reader's rows; a row the csv module cannot parse (a field over its size limit) is a UserError."""
+    try:
+        yield from reader
+    except csv.Error as exc:
+        raise UserError(f"{name}: after line {reader.line_num}: not a CSV row ({exc})") from None
+
+
 def read(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """Read a measurement CSV (gzip-compressed when it ends in .gz); numbers parsed, shape/config
     decoded; bad files are a UserError."""
@@ -198,7 +206,7 @@ def read(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
             raise UserError(f"{p.name}: not a measurement file, missing columns {', '.join(sorted(missing))}")
         check = _row_checker()
         out = []
-        for i, r in enumerate(reader, start=2):
+        for i, r in enumerate(_rows(reader, p.name), start=2):
             if None in r or None in r.values():
                 have = sum(v is not None for k, v in r.items() if k is not None) + len(r.get(None) or ())
                 raise UserError(f"{p.name}: line {i}: {have} fields, expected {len(FIELDS)} "

@@ -117,6 +117,7 @@ def hostile_files(root: Path) -> dict[str, str]:
     put("trace_inf", "inf.csv", "arrival_s,input_len,output_len\n0,100,100\ninf,100,100\n")
     put("trace_huge", "huge.csv", "arrival_s,input_len,output_len\n0,100000000000000,100\n")
     put("bad_toml", "bad.toml", "name = [\n")
+    put("big_field_csv", "bigfield.csv", "arrival_s,input_len,output_len\n" + "1" * 200_000 + ",1,1\n")
     put("deep_toml", "deep.toml", "a = " + "[" * 100_000 + "]" * 100_000 + "\n")
     put("deep_json", "deep.json", "[" * 100_000 + "]" * 100_000)
     put("nan_toml", "nanval.toml", "name = nan\n")

@@ -38,6 +38,9 @@ CASES: dict[str, list[str]] = {
     "hw:dir-toml": ["hw", "show", "{dir_toml}"],
     "hw:bad-toml": ["hw", "show", "{bad_toml}"],
     "hw:deep-toml": ["hw", "show", "{deep_toml}"],
+    "simulate:trace-big-field": [*SIM_D, "--trace", "{big_field_csv}"],
+    "calibrate:big-field": [*CAL, "{m_big_field}"],
+    "tune:replay-big-field": [*TUNE, "--replay", "{m_big_field}", "--db", "{tmp}/t.sqlite"],
     "study:deep-toml": ["study", "{deep_toml}", "--out", "{tmp}/r"],
     "simulate:cluster-deep": ["simulate", "--cluster", "{deep_toml}", "--arrival-rate", "1", "--duration", "10"],
     "predict:calibration-deep": [*PREDICT, "--calibration", "{deep_json}"],
@@ -310,6 +313,7 @@ def make_files(src: Path) -> dict[str, str]:
     if SHIPPED_PROFILES:  # a real profile, so that the measurement file is what a case gets wrong
         f["profile"] = str(shutil.copy(SHIPPED_PROFILES[0], src / SHIPPED_PROFILES[0].name))
     f["m_inf"] = measurement_csv(src, "m_inf.csv", median_s="inf")
+    f["m_big_field"] = measurement_csv(src, "m_big.csv", device="x" * 200_000)
     f["m_nan"] = measurement_csv(src, "m_nan.csv", median_s="nan")
     f["m_inf_flops"] = measurement_csv(src, "m_inf_flops.csv", flops="inf")
     f["m_neg_p20"] = measurement_csv(src, "m_neg_p20.csv", p20_s="-1")
