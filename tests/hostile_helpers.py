@@ -168,3 +168,11 @@ def measurement_csv(root: Path, name: str, **overrides: str) -> str:
         w.writeheader()
         w.writerow(row)
     return str(path)
+
+
+def add_fifo(root: Path) -> str:
+    """A named pipe posing as a TOML file: a reader would block for ever (made per arena: copytree
+    cannot copy one)."""
+    path = root / "fifo.toml"
+    os.mkfifo(path)
+    return str(path)

@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from hostile_helpers import LONG, attempt, hostile_files, measurement_csv
+from hostile_helpers import LONG, add_fifo, attempt, hostile_files, measurement_csv
 
 SYNTHETIC = Path(__file__).parents[1] / "accelsim" / "tune" / "data" / "synthetic-h100_mixtral-tp2.csv"
 SHIPPED_PROFILES = sorted((Path(__file__).parents[1] / "hwmodels" / "calibrated").glob("*.json*"))
@@ -38,6 +38,13 @@ CASES: dict[str, list[str]] = {
     "hw:dir-toml": ["hw", "show", "{dir_toml}"],
     "hw:bad-toml": ["hw", "show", "{bad_toml}"],
     "hw:deep-toml": ["hw", "show", "{deep_toml}"],
+    "hw:fifo": ["hw", "show", "{fifo}"],
+    "simulate:failures-fifo": [*SIM_D, "--failures", "{fifo}"],
+    "simulate-training:failures-fifo": [*TRAIN_D, "--failures", "{fifo}"],
+    "simulate:trace-fifo": [*SIM_D, "--trace", "{fifo}"],
+    "study:fifo": ["study", "{fifo}", "--out", "{tmp}/r"],
+    "calibrate:fifo": [*CAL, "{fifo}"],
+    "predict:calibration-fifo": [*PREDICT, "--calibration", "{fifo}"],
     "simulate:trace-big-field": [*SIM_D, "--trace", "{big_field_csv}"],
     "calibrate:big-field": [*CAL, "{m_big_field}"],
     "tune:replay-big-field": [*TUNE, "--replay", "{m_big_field}", "--db", "{tmp}/t.sqlite"],
@@ -339,6 +346,7 @@ def arena(files: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     src = Path(files["tmp"])
     shutil.copytree(src, root, symlinks=True)
     mapped = {k: v.replace(str(src), str(root)) for k, v in files.items()}
+    mapped["fifo"] = add_fifo(root)
     monkeypatch.setenv("ACCELSIM_TUNE_DB", str(root / "default-tune.sqlite"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(root / "cache"))
     return root, mapped

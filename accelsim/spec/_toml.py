@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import tomllib
 from importlib import resources
 from pathlib import Path
@@ -62,7 +63,13 @@ def read(path: Path) -> dict[str, Any]:
 
 def read_user_file(path: str, what: str, missing: str | None = None) -> dict[str, Any]:
     """A TOML file a user named (`what` says which, e.g. "cluster file"); one-line UserError when
-    it is missing (`missing` overrides that message) or not valid TOML."""
+    it is missing (`missing` overrides that message), not a regular file (a FIFO would block the
+    read) or not valid TOML."""
+    if os.path.lexists(path):  # (a missing file gets the caller's `missing` message below)
+        try:
+            check_input_file(path, what)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
     try:
         return tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
