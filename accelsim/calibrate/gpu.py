@@ -8,8 +8,9 @@ Rows (accelsim measurement schema, e.g. from `accelsim import aiconfigurator`) b
     the same m, k is added, since accelsim.graph lowers an fp8 linear layer to the GEMM alone);
     TensorRT-LLM fuses the quantize into the RMSNorm / activation kernel before the GEMM, so there
     the GEMM is taken alone;
-  - per shape, the fastest measured kernel (the engine picks its best kernel per shape), per-tensor
-    fp8 before block-scaled fp8 (accelsim's fp8 is per-tensor: Llama-style FP8 checkpoints);
+  - per shape, the fastest measured kernel (the engine picks its best kernel per shape); block-scaled
+    fp8 only where per-tensor fp8 was not measured (accelsim's fp8 is per-tensor, as Llama-style FP8
+    checkpoints are);
   - fused MoE: balanced routing calibrates; skewed routings are reported (`routing_factors`).
 
 Fit (`fit_rows`): every row is lowered to operators (`data.row_ops`); its measured time is shared out
@@ -96,12 +97,17 @@ def engine_rows(rows: Sequence[Mapping[str, Any]], *, add_quantize: bool = True)
         if r["name"] == QUANTIZE:
             key = (str(r["device"]), int(r["shape"]["m"]), int(r["shape"]["k"]))
             quant[key] = min(quant.get(key, np.inf), float(r["median_s"]))
+    # per-tensor fp8 is what accelsim's fp8 means: where a device measured it for an op, that op's
+    # block-scaled rows are left out (vLLM's block kernels have 180-350 us slow paths at small shapes)
+    per_tensor = {(str(r["device"]), str(r["op"])) for r in rows
+                  if r["dtype"] == "fp8" and not str(r["name"]).endswith("_block")}
     best: dict[str, dict[str, Any]] = {}
     rank: dict[str, tuple[bool, float]] = {}
     for r in rows:
         r = dict(r)
-        # per-tensor fp8 before block-scaled fp8 (the format accelsim's fp8 means), then the fastest
         block = str(r["name"]).endswith("_block")
+        if block and (str(r["device"]), str(r["op"])) in per_tensor:
+            continue
         if add_quantize and r["op"] == "gemm" and r["dtype"] in ("fp8", "fp4"):
             q = quant.get((str(r["device"]), int(r["shape"]["m"]), int(r["shape"]["k"])))
             if q is None:

@@ -253,6 +253,8 @@ def convert(table: Table, *, package: str | None = None, limit: int | None = Non
     if sample is not None and len(df) > sample:
         df = df.sample(n=sample, random_state=0)
     df = df[np.isfinite(df["latency"]) & (df["latency"] > 0)]
+    # a kernel source named "a_minus_b" stores a difference of two kernels' times, not a kernel's time
+    df = df[~df["kernel_source"].astype(str).str.contains("_minus_", regex=False)]
     out: list[dict[str, Any]] = []
     skipped = 0
     base = None
