@@ -170,7 +170,8 @@ def llm_ops(model: LLM, par: Parallel, prec: Precision, phase: Phase, tokens: Ar
     a, w, gd = prec.a_bytes, prec.w_bytes, prec.gemm_dtype
     g = dict(dtype=gd, a_bytes=a, w_bytes=w, out_bytes=a)
     out: list[O.Op] = [O.elementwise("norms_residual", t * d, dtype="bf16", bytes_per_elem=6 * a, calls=n_layers)]
-    cores = [(phase, t_new, ctx)]
+    # a step with no prompt tokens reads no prompt context
+    cores = [(phase, t_new, np.where(t_new > 0, ctx, 0.0) if phase == "prefill" else ctx)]
     if np.any(dseq > 0):
         cores.append(("decode", dseq, np.asarray(decode_context, dtype=np.float64)))
     out += _attention(model, par, prec, t, cores, frac)

@@ -103,6 +103,10 @@ class Modes:
     spec: SpecDecode | None = None
     prefix_hit: float = 0.0  # share of each prompt whose KV is cached
     image_tokens: int = 0  # LLM tokens of image content per prompt
+    # Every request of exactly input_len / output_len, all started together (an offline fixed-length
+    # benchmark): the batch runs in lockstep waves (prefill, then decode), not as a steady mix
+    # (`predict.llm_metrics`).
+    fixed_lengths: bool = False
 
     def validate(self, model: LLM) -> None:
         if not 0.0 <= self.prefix_hit < 1.0:
@@ -125,7 +129,7 @@ class Modes:
 
     def to_dict(self) -> dict[str, object]:
         return {"spec_decode": self.spec.label() if self.spec else None, "prefix_hit": self.prefix_hit,
-                "image_tokens": self.image_tokens}
+                "image_tokens": self.image_tokens, "fixed_lengths": self.fixed_lengths}
 
 
 PLAIN = Modes()

@@ -15,7 +15,7 @@ with no traffic (SMs and clocks active). `w_floor=0, duty=0` is a chip with noth
 The four weights are fitted on measured serving runs (ML.ENERGY v3.0: vLLM 0.11.1 on H100 SXM,
 per-GPU NVML power of 243 runs of 14 dense and MoE models on 1 to 8 GPUs; `accelsim.calibrate.serving`,
 run by benchmarks/bench_power.py, which reports the error of each model predicted by weights fitted
-without it: median 10.5%, dense 6.0%, MoE 14.3%). They are chip-independent fractions of (TDP - idle):
+without it: median 10.5%, dense 5.7%, MoE 14.3%). They are chip-independent fractions of (TDP - idle):
 other chips carry them with their own idle, TDP, peaks and bandwidth. What the fit says: a working chip draws about two
 thirds of (TDP - idle) before any traffic; bandwidth adds little on top (W_MEMORY ~0.05) because in
 these runs working kernels stream memory at a nearly constant 60-80% of peak, so the memory system's
@@ -34,10 +34,10 @@ if TYPE_CHECKING:
     from accelsim.spec.chip import Chip
 
 # Fitted (module docstring; benchmarks/results/power_summary.csv has the fit and its held-out errors).
-W_FLOOR = 0.140
-W_BUSY = 0.660
-W_COMPUTE = 0.881
-W_MEMORY = 0.048
+W_FLOOR = 0.143
+W_BUSY = 0.661
+W_COMPUTE = 0.875
+W_MEMORY = 0.049
 
 
 def activity(u_compute: ArrayLike, u_memory: ArrayLike, *, w_busy: float = W_BUSY, w_compute: float = W_COMPUTE,

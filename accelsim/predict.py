@@ -113,13 +113,23 @@ def llm_metrics(hw: HwVec, model: LLM, par: Parallel, prec: Precision, input_len
     lam = b / n_steps  # prompts admitted per step
     # Whole prompts that fit a step arrive Poisson(lam) per step; otherwise a step carries a full
     # chunk of prompt tokens with probability q (every step when prefill outruns the decode steps).
-    poisson = (new <= room) & (lam * new <= room)
+    # With fixed lengths started together (lockstep) the batch alternates: every prompt's prefill in
+    # full chunks with no decodes, then n_steps decode steps carrying no prompts.
+    poisson = (new <= room) & (lam * new <= room) & (not modes.fixed_lengths)
     k_max = max(1, int(np.ceil(np.max(np.where(poisson, lam + _POISSON_SIGMAS * np.sqrt(lam) + 6, 0)))))
     kk = np.arange(k_max + 1, dtype=np.float64).reshape((-1,) + (1,) * b.ndim)
-    q = np.minimum(lam * new / np.maximum(room, 1.0), 1.0)
+    q = 0.0 if modes.fixed_lengths else np.minimum(lam * new / np.maximum(room, 1.0), 1.0)
     pk = np.where(poisson, _poisson(np.where(poisson, lam, 0.0), k_max), (kk == 0) * (1 - q) + (kk == 1) * q)
     chunk_k = np.where(poisson, np.minimum(kk * new, room), np.where(kk > 0, room, 0.0))
     prompts = chunk_k / max(new, 1.0)
+    # prefill-only steps (per decode step) of `full_chunk` tokens: the prompt tokens the decode steps
+    # cannot carry, or in lockstep all of them
+    if modes.fixed_lengths:
+        full_chunk = np.minimum(b * new, CHUNK_TOKENS)
+        extra = b * new / full_chunk / n_steps
+    else:
+        full_chunk = np.full(b.shape, float(CHUNK_TOKENS))
+        extra = np.maximum(lam * new - room, 0.0) / CHUNK_TOKENS
 
     def mixed(balanced: bool) -> Cost:  # one stage's cost of the steps with k prompts, per micro-batch
         if modes.spec is None:  # one forward pass: decodes and the chunk share every weight read
@@ -136,11 +146,9 @@ def llm_metrics(hw: HwVec, model: LLM, par: Parallel, prec: Precision, input_len
     mix = per_step(mixed(False), prompts)
     work = per_step(mixed(True), prompts) if par.ep > 1 else mix
     gpu_k = np.broadcast_to(mix.total_s + moe_lat, np.broadcast_shapes(np.shape(mix.total_s), pk.shape))
-    # prefill-only steps for the prompt tokens the decode steps cannot carry (per decode step)
-    extra = np.maximum(lam * new - room, 0.0) / CHUNK_TOKENS
-    full = per_step(cost(llm_ops(model, par, prec, "prefill", np.asarray(CHUNK_TOKENS / pp), pre_ctx,
-                                 prefill_sequences=CHUNK_TOKENS / max(new, 1.0) / pp), hw, eff),
-                    np.asarray(CHUNK_TOKENS / max(new, 1.0)))
+    full = per_step(cost(llm_ops(model, par, prec, "prefill", full_chunk / pp, pre_ctx,
+                                 prefill_sequences=full_chunk / max(new, 1.0) / pp), hw, eff),
+                    full_chunk / max(new, 1.0))
     gpu_s = (pk * gpu_k).sum(axis=0) + extra * (full.total_s + moe_lat) + smp.total_s
     wall_s = gpu_s + host * (1 + extra)
     busy = np.maximum((pk * (work.compute_s + work.memory_s)).sum(axis=0) + extra * (full.compute_s + full.memory_s)

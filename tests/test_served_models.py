@@ -111,3 +111,25 @@ def test_busiest_rank_sets_time_mean_rank_sets_work():
     assert busy.flops > mean.flops  # the busiest rank carries more than its share
     # the mean rank carries exactly its share: 16 tokens x top-8 over 2 ranks
     assert mean.flops == pytest.approx(2 * 16 * 8 / 2 * 2 * 768 * 2048, rel=1e-12)
+
+
+def test_fixed_lengths_run_in_lockstep_waves():
+    # fixed-length requests started together: all B prompts prefill (full chunks, no decodes), then
+    # output_len decode steps of B sequences carry no prompts
+    import numpy as np
+
+    from accelsim.modes import Modes
+    from accelsim.perf import HwVec, Roofline, cost
+    from accelsim.predict import CHUNK_TOKENS, llm_metrics
+
+    chip, m, par, prec = load_chip("h100-sxm"), load_model("llama3-8b"), Parallel(), Precision()
+    hw, eff, b, inp, out = HwVec.from_chips([chip], shape=(1,)), Roofline(), 64.0, 2000, 300
+    got = llm_metrics(hw, m, par, prec, inp, out, np.asarray([b]), eff, Modes(fixed_lengths=True))
+    chunk = min(b * inp, CHUNK_TOKENS)
+    pre = cost(llm_ops(m, par, prec, "prefill", chunk, inp / 2, prefill_sequences=chunk / inp), hw, eff).total_s
+    dec = cost(llm_ops(m, par, prec, "decode", b, inp + out / 2), hw, eff).total_s
+    pre, dec = float(np.ravel(pre)[0]), float(np.ravel(dec)[0])
+    assert float(got.cycle_s[0]) == pytest.approx(b * inp / chunk * pre + out * dec, rel=1e-9)
+    assert float(got.itl_s[0]) == pytest.approx(dec, rel=1e-9)  # the median step decodes only
+    mixed = llm_metrics(hw, m, par, prec, inp, out, np.asarray([b]), eff)
+    assert float(mixed.cycle_s[0]) < float(got.cycle_s[0])  # prompts riding in decode steps share weight reads
