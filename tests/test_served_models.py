@@ -133,3 +133,17 @@ def test_fixed_lengths_run_in_lockstep_waves():
     assert float(got.itl_s[0]) == pytest.approx(dec, rel=1e-9)  # the median step decodes only
     mixed = llm_metrics(hw, m, par, prec, inp, out, np.asarray([b]), eff)
     assert float(mixed.cycle_s[0]) < float(got.cycle_s[0])  # prompts riding in decode steps share weight reads
+
+
+def test_pinned_batch_accepted_up_to_the_paged_limit_and_refused_beyond():
+    from accelsim.errors import UserError
+    from accelsim.predict import predict
+    from accelsim.stacks import load_stack
+
+    h100, m = load_chip("h100-sxm"), load_model("llama3-8b")
+    plan = plan_llm(h100, m, Parallel(), Precision(), 400 + 397, output_len=397)
+    kw = dict(chips=1, eff=load_stack("vllm"), dtype="bf16", input_len=400, output_len=397)
+    r = predict(h100, m, batch=plan.max_batch_paged, **kw)  # beyond the full-context limit, still held
+    assert r["batch"] == plan.max_batch_paged > plan.max_batch
+    with pytest.raises(UserError, match="paged KV"):
+        predict(h100, m, batch=plan.max_batch_paged + 1, **kw)
