@@ -27,7 +27,8 @@ MAX_BATCH = 10_000_000  # sequences or samples per batch
 MAX_SECONDS = 10 * 365 * 86400.0  # ten years: any duration, SLO or interval
 MAX_RATE = 1e7  # requests (or samples, tokens) per second, per stream
 MAX_POWER_W = 1e11  # 100 GW: any site, cap or per-chip figure
-MAX_FACTOR = 1e6  # what-if scale factors and similar ratios
+MAX_FACTOR = 1e6  # ratios given as flags
+MAX_WHAT_IF = 1000.0  # a what-if scales a chip value by 1/1000 to 1000x (three orders of magnitude)
 MAX_SEED = 2**63 - 1
 MAX_NAME = 255  # bytes in one path component on Linux; also the longest accepted name
 
@@ -175,6 +176,6 @@ def check_reachable(address: str | None, timeout_s: float = 5.0) -> None:
 
 
 __all__ = ["MAX_BATCH", "MAX_CHIPS", "MAX_FACTOR", "MAX_NAME", "MAX_PARALLEL", "MAX_POWER_W", "MAX_RATE",
-           "MAX_SECONDS", "MAX_SEED", "MAX_TOKENS", "check_name", "check_range", "check_reachable", "count",
-           "fraction", "input_file", "name", "number", "output_dir", "output_file", "parse_number",
+           "MAX_SECONDS", "MAX_SEED", "MAX_TOKENS", "MAX_WHAT_IF", "check_name", "check_range", "check_reachable",
+           "count", "fraction", "input_file", "name", "number", "output_dir", "output_file", "parse_number",
            "ray_address", "seconds", "seed"]

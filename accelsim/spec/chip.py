@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from accelsim.errors import UserError
 from accelsim.spec._toml import Reader, catalog_names, read, resolve
+from accelsim.validate import MAX_WHAT_IF, check_range
 
 Dtype = Literal["fp32", "bf16", "fp8", "fp4", "int8"]
 DTYPES: tuple[str, ...] = ("fp32", "bf16", "fp8", "fp4", "int8")
@@ -108,9 +109,8 @@ class Chip:
                tdp: float = 1.0) -> Chip:
         """A what-if variant: multiply bandwidth, every FLOP rate, capacity or TDP (idle scales with TDP)."""
         factors = {"mem_bw": mem_bw, "flops": flops, "capacity": capacity, "tdp": tdp}
-        for key, f in factors.items():
-            if not f > 0:
-                raise UserError(f"what-if factor {key} must be > 0, got {f}")
+        for key, f in factors.items():  # a factor beyond 1/1000..1000x is a typo, and overflows a model
+            check_range(f, f"what-if factor {key}", lo=1 / MAX_WHAT_IF, hi=MAX_WHAT_IF, exc=UserError)
         merged = {k: self.what_if.get(k, 1.0) * f for k, f in factors.items()}
         return dataclasses.replace(
             self,

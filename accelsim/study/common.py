@@ -12,8 +12,10 @@ from accelsim.perf import Efficiency
 from accelsim.spec import load_chip, load_model
 from accelsim.spec.chip import Chip
 from accelsim.spec.model import Model
+from accelsim.validate import MAX_TOKENS
 
 TEMPLATE = "plotly_white"
+MAX_PARAM = 1e15  # a study number (W, tokens/s, seconds ...) beyond this is a typo: NaN/inf fail too
 # MTIA generations in blues/greens (old to new), reference GPUs in warm colours, TPUs in purple.
 _FAMILY_COLOURS = {
     "mtia": ("#9ecae1", "#6baed6", "#4292c6", "#2171b5", "#08519c", "#08306b"),
@@ -36,20 +38,22 @@ class Params:
             return default
         return self.p[key]
 
-    def num(self, key: str, default: Any = ..., lo: float = 0.0) -> float:
+    def num(self, key: str, default: Any = ..., lo: float = 0.0, hi: float = MAX_PARAM) -> float:
         v = self._get(key, default)
-        if isinstance(v, bool) or not isinstance(v, int | float) or not v >= lo:
-            raise UserError(f"study {self.study}: parameter '{key}' must be a number >= {lo:g}, got {v!r}")
+        if isinstance(v, bool) or not isinstance(v, int | float) or not lo <= v <= hi:
+            raise UserError(f"study {self.study}: parameter '{key}' must be a number from {lo:g} to {hi:g}, "
+                            f"got {str(v)[:40]}")
         return float(v)
 
     def opt_num(self, key: str) -> float | None:
         v = self.p.get(key)
         return None if v is None or v == 0 else self.num(key)
 
-    def int(self, key: str, default: Any = ..., lo: int = 1) -> int:
+    def int(self, key: str, default: Any = ..., lo: int = 1, hi: int = MAX_TOKENS) -> int:
         v = self._get(key, default)
-        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-            raise UserError(f"study {self.study}: parameter '{key}' must be a whole number >= {lo}, got {v!r}")
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            raise UserError(f"study {self.study}: parameter '{key}' must be a whole number from {lo} to {hi:,}, "
+                            f"got {str(v)[:40]}")
         return v
 
     def str(self, key: str, default: Any = ...) -> str:
