@@ -89,7 +89,7 @@ def main() -> None:
               f"{r['max_rss_mb']:>10.1f} {r['wall_s']:>7.2f}  {r['refusal']}")
     fq = [r["max_rss_mb"] for r in ok if r["scenario"] == "fixed-requests"]
     print(f"fixed requests: max RSS {min(fq):.1f} .. {max(fq):.1f} MB over durations 1e3 .. 1e6 s; "
-          f"fixed rate: {slope:.0f} bytes per request above {base:.1f} MB (refused runs)")
+          f"fixed rate: +{slope:.0f} bytes per request; refused runs stop at {base:.1f} MB")
     write_csv(args.out, rows)
     print(f"wrote {args.out}")
 
