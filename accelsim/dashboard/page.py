@@ -20,17 +20,16 @@ from accelsim.dashboard import figures
 from accelsim.dashboard.controls import (
     Controls,
     catalog_chip,
-    catalog_model,
     disagg_for,
-    is_llm,
     parse_controls,
     per_chip,
     per_joule,
     predict_for,
-    unit,
     what_if_chip,
 )
 from accelsim.errors import UserError
+from accelsim.predict import LLMPrediction
+from accelsim.search import describe
 
 log = logging.getLogger("accelsim.dashboard")
 
@@ -103,26 +102,27 @@ def _si(x: float, unit_: str, digits: int = 3) -> str:
 def summary_cards(c: Controls) -> list[tuple[str, str]]:
     """The what-if prediction in a few labelled numbers (the cards above the plots)."""
     r = predict_for(c)
-    u = unit(catalog_model(c.model))
-    cards = [("throughput", f"{r[f'throughput_{u}_per_s']:,.0f} {u}/s"),
+    u = r.unit
+    cards = [("throughput", f"{r.throughput:,.0f} {u}/s"),
              ("per chip", f"{per_chip(r):,.0f} {u}/s"),
              (f"{u} per joule", f"{per_joule(r):.3g}"),
-             ("power per chip", f"{r['power_w']:,.0f} W")]
-    if is_llm(catalog_model(c.model)):
-        cards += [("TTFT · TPOT", f"{r['ttft_s'] * 1e3:,.0f} ms · {r['tpot_s'] * 1e3:,.1f} ms"),
-                  ("replica", f"{r['chips']} chips (TP {r['tp']}, EP {r['ep']}), batch {r['batch']}"),
-                  ("bound", f"decode {r['bound']}, prefill {r['prefill_bound']}")]
+             ("power per chip", f"{r.power_w:,.0f} W")]
+    chips = f"{r.replica_chips} chip{'s' * (r.replica_chips != 1)}"
+    if isinstance(r, LLMPrediction):
+        cards += [("TTFT · TPOT", f"{r.ttft_s * 1e3:,.0f} ms · {r.tpot_s * 1e3:,.1f} ms"),
+                  ("replica", f"{chips} ({describe(r.layout)}), batch {r.batch}"),
+                  ("bound", f"decode {r.bound}, prefill {r.prefill_bound}")]
     else:
-        cards += [("latency", f"{r['latency_s'] * 1e3:,.1f} ms (SLO {r['latency_slo_s'] * 1e3:.0f} ms)"),
-                  ("shards", f"{r['chips']} chip{'s' * (r['chips'] != 1)}, batch {r['batch']} per chip"),
-                  ("bound", r["bound"])]
+        cards += [("latency", f"{r.latency_s * 1e3:,.1f} ms (SLO {r.latency_slo_s * 1e3:.0f} ms)"),
+                  ("shards", f"{chips} share the tables, batch {r.batch} per chip"),
+                  ("bound", r.bound)]
     d = disagg_for(c)
     if d is not None:
         cards += [("disaggregated", f"{d.prefill.chips} x {d.prefill.chip.name} prefill + {d.decode.chips} x "
                                     f"{d.decode.chip.name} decode"),
                   ("disaggregated per chip", f"{d.rate_per_chip:,.0f} tokens/s ({d.bottleneck} binds; "
                                              f"KV over {d.link.fabric})")]
-    cards.append(("fidelity", r["fidelity"]))
+    cards.append(("fidelity", str(r.fidelity)))
     return cards
 
 
