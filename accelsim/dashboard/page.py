@@ -114,7 +114,8 @@ def summary_cards(c: Controls) -> list[tuple[str, str]]:
                   ("bound", f"decode {r.bound}, prefill {r.prefill_bound}")]
     else:
         cards += [("latency", f"{r.latency_s * 1e3:,.1f} ms (SLO {r.latency_slo_s * 1e3:.0f} ms)"),
-                  ("shards", f"{chips} share the tables, batch {r.batch} per chip"),
+                  ("shards", ("each chip holds all tables" if r.replica_chips == 1 else f"{chips} share the tables")
+                   + f", batch {r.batch} per chip"),
                   ("bound", r.bound)]
     d = disagg_for(c)
     if d is not None:
