@@ -281,8 +281,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {len(summary)} rows to {args.out} ({time.time() - t_start:.0f} s)")
     if fit_all is not None:
         level_out = Path(args.out).with_name(Path(args.out).stem + "_level.csv")
+        level_prov = {**provenance, "held_out": f"whole shapes (E, H, I, top_k, dtype), {args.folds} folds"}
         write_csv(level_out, [{**r, "measurements": "aiconfigurator-core 0.12.0 fused-MoE (Apache-2.0), "
-                               f"M in {list(AIC_BATCHES)}", **provenance} for r in aic_report])
+                               f"M in {list(AIC_BATCHES)}", **level_prov} for r in aic_report])
         print(f"wrote {level_out}")
     if args.write_params and full is not None:
         full.provenance = {
