@@ -82,18 +82,19 @@ def shape_for(experts: int, n: int) -> tuple[int, int, str]:
 
 
 def file_cases(f: TunedFile, source: str) -> tuple[list[Case], str]:
-    """Cases of one parsed file, or ([], reason) when it cannot be used as labels."""
+    """Cases of one parsed file, or ([], reason) when it cannot be used as labels; reason is one of
+    "_down file", "quantisation not run by accelsim's kernel", "no device limits"."""
     if f.name.down:
-        return [], "_down file (second GEMM only)"
+        return [], "_down file"
     dtype = f.name.accel_dtype
     if dtype is None:
-        return [], f"quantisation not run by accelsim's kernel ({f.dtype}, block_shape={f.name.block_shape})"
+        return [], "quantisation not run by accelsim's kernel"
     try:
         limits = device_limits(f.device.replace("_", " ")) if f.device else None
     except UserError:
         limits = None
     if limits is None:
-        return [], f"no device limits for '{f.device or '(empty)'}'"
+        return [], "no device limits"
     hidden, top_k, family = shape_for(f.experts, f.n)
     out = []
     for m, cfg in f.table.items():
@@ -111,8 +112,7 @@ def cases(dirs: Sequence[tuple[str | os.PathLike[str], str]]) -> LabelSet:
         for f in files:
             got, reason = file_cases(f, source)
             if reason:
-                out.skipped[reason.split(" (")[0] if "device limits" not in reason else "no device limits"] += \
-                    len(f.table)
+                out.skipped[reason] += len(f.table)
             out.cases += got
     return out
 

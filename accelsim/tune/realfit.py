@@ -147,8 +147,8 @@ def aic_terms(rows: Iterable[dict[str, Any]], limits: DeviceLimits, ranker: Rank
 
 
 def concat_terms(terms: Sequence[Any]) -> Any:
-    """One Terms over many single-config Terms (fixed_s differs per problem, so it is folded into
-    the overhead column: both are scaled by factors the fit treats alike)."""
+    """One Terms-like object over single-config Terms of different problems (each keeps its own
+    fixed_s, scaled by the same factor d)."""
     from accelsim.tune.costmodel import Terms
 
     comp = np.concatenate([t.compute_s for t in terms])

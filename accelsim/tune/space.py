@@ -263,10 +263,6 @@ def m_blocks_launched(problem: Problem, block_m: np.ndarray) -> np.ndarray:
     return -(-em // block_m)
 
 
-def _group_values(configs_g: np.ndarray) -> np.ndarray:
-    return np.unique(configs_g)
-
-
 def canonical_groups(problem: Problem, a: Mapping[str, np.ndarray], groups: Sequence[int]) -> np.ndarray:
     """The GROUP_SIZE_M each config launches identically to, among ``groups`` (sorted values).
 
@@ -306,7 +302,7 @@ def prune_mask(configs: Sequence[Mapping[str, int]] | Mapping[str, np.ndarray], 
     a = configs if isinstance(configs, Mapping) else config_arrays(configs)
     runnable = ~np.logical_or.reduce([mask for mask, _ in _rules(problem, limits, a)])
     g = a["GROUP_SIZE_M"]
-    canon = canonical_groups(problem, a, _group_values(g) if groups is None else groups)
+    canon = canonical_groups(problem, a, np.unique(g) if groups is None else groups)
     return runnable & (canon == g), canon
 
 
