@@ -61,8 +61,11 @@ def efficiency_from_args(fidelity: str = DEFAULT_FIDELITY, stack: str | None = N
         return base
     from accelsim.calibrate.shipped import DEFAULT_FRAMEWORK, FRAMEWORKS, ShippedEfficiency, for_chip
 
-    # a stack named after a framework (`--stack vllm`) takes that framework's profiles: its engine
-    # terms were fitted with its own kernels, not another engine's; none shipped -> the stack itself
+    # A stack fitted end to end with its own analytical curves (`shipped_profiles = false` in
+    # stacks.toml) stays itself: a profile's kernels under its engine terms would mix two fits.
+    # A stack named after a framework otherwise takes that framework's profiles.
+    if not getattr(base, "shipped_profiles", True):
+        return base
     fw = framework or (stack if stack in FRAMEWORKS else DEFAULT_FRAMEWORK)
     if chip is None:
         return ShippedEfficiency(base, fw)

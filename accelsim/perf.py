@@ -149,6 +149,10 @@ class Analytical:
     # Fixed time of one fused-MoE layer beyond its operators' (routing/alignment kernels, the grouped
     # GEMMs' serial K loop at few rows per expert), read by `predict.llm_metrics` like the two above.
     moe_layer_latency_s: float = 0.0
+    # Whether `--fidelity calibrated` may replace this stack's kernel curves by shipped profiles
+    # (`accelsim.efficiency.efficiency_from_args`); false for a stack whose engine terms were fitted
+    # with its own curves.
+    shipped_profiles: bool = True
     fidelity: Fidelity = Fidelity.ANALYTICAL
     source: str = field(default="", compare=False)
 
