@@ -4,8 +4,8 @@ For each batch size: the search space (a replay's recorded configs, else `space.
 pruned candidates, the priors mapped to their equivalents, and the strategy's ``plan()`` (its
 order without feedback) cut to the run's budget. Each planned config carries the cost model's
 predicted seconds per call (`ranker.predict_seconds`: analytical model x learned correction;
-fidelity "analytical" without fitted parameters, "projected" with them). Nothing is measured or
-stored.
+fidelity "calibrated" when the device's GPU generation has factors fitted on measured fused-MoE
+latencies, else "analytical"). Nothing is measured or stored.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def dry_run(problem: Problem, batches: Sequence[int], strategy: str, device: str
     synthetic = bool(getattr(replay, "synthetic", False))  # a made-up GPU: the analytical model alone
     ranker, factors = (None, None) if synthetic else (load(), load_factors(limits.generation))
     out: dict[str, Any] = {"strategy": strategy, "device": limits.name, "shape": problem.shape,
-                           "fidelity": "projected" if ranker is not None else "analytical",
+                           "fidelity": "calibrated" if factors is not None else "analytical",
                            "cost_model": (ranker.provenance.get("source", "fitted parameters") if ranker
                                           else "analytical model only (no fitted parameters)"),
                            "batch_sizes": []}
