@@ -57,7 +57,7 @@ def test_gradient_matches_finite_differences() -> None:
 
 
 def test_fit_learns_a_batch_dependent_preference_that_holds_on_new_cases() -> None:
-    rule = lambda m: 16 if m <= 32 else 128  # noqa: E731
+    rule = lambda m: 16 if m <= 32 else 128
     model = R.fit(_synthetic_pairs(150, 16, seed=2, rule=rule))
     space = tune_space_arrays()
     vidx = R.value_indices(space)
