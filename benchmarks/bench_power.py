@@ -57,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(DATA), help="measured runs CSV (mlenergy_v3_h100.csv)")
     ap.add_argument("--out-dir", default=str(ROOT / "benchmarks" / "results"))
+    ap.add_argument("--through-profile", choices=("trtllm", "vllm"), default=None,
+                    help="replay through that framework's shipped H100 profile (engine terms refit on top) and "
+                         "print its held-out errors only")
     args = ap.parse_args(argv)
 
     from accelsim.calibrate.serving import GRID, features, fit, leave_one_model_out, load_runs, replay
@@ -69,6 +72,18 @@ def main(argv: list[str] | None = None) -> int:
     h100 = load_chip("h100-sxm")
     idle, tdp = h100.idle_w, h100.tdp_w
     base = load_stack("vllm")
+    if args.through_profile:
+        from accelsim.calibrate.shipped import for_chip
+
+        wrap = lambda e: for_chip(h100, e, args.through_profile) or e
+        feats = {(base.compute_eff, base.memory_eff): features(runs, base, wrap)}
+        held = leave_one_model_out(runs, feats, idle, tdp)
+        print(f"held-out |error| through the shipped {args.through_profile} profile, median / p90 in %:")
+        for label, mask in _groups(runs)[:3]:
+            s = _summary(runs, held, mask, label)
+            print(f"  {label:8s} {s['n']:>4d}" + "".join(
+                f"  {name} {s[f'{k}_median_pct']:.1f} / {s[f'{k}_p90_pct']:.1f}" for k, name in METRICS))
+        return 0
     feats = {g: features(runs, replace(base, compute_eff=g[0], memory_eff=g[1])) for g in GRID}
     held = leave_one_model_out(runs, feats, idle, tdp)
     full = fit(runs, feats, np.arange(len(runs)), idle, tdp)

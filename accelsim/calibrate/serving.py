@@ -166,16 +166,19 @@ class Features:
     busy_slope: np.ndarray
 
 
-def features(runs: list[Run], base: Analytical) -> Features:
+def features(runs: list[Run], base: Analytical, wrap: Any = None) -> Features:
+    """`wrap(stack)` -> the efficiency to replay through (e.g. a shipped calibrated profile over the
+    stack, `accelsim.calibrate.shipped.for_chip`); the stack itself when None."""
+    via = wrap or (lambda e: e)
     zero = replace(base, **_REF)
-    r0 = [replay(r, zero) for r in runs]
+    r0 = [replay(r, via(zero)) for r in runs]
     step0 = np.array([x["step_s"] for x in r0])
     itl0 = np.array([x["itl_s"] for x in r0])
     busy0 = step0 * np.array([x["duty"] for x in r0])
     step_s, itl_s, busy_s = [], [], []
     for k in _TIME_KEYS:
         u = _UNIT[k]
-        rk = [replay(r, replace(zero, **{k: _REF[k] + u})) for r in runs]
+        rk = [replay(r, via(replace(zero, **{k: _REF[k] + u}))) for r in runs]
         st = np.array([x["step_s"] for x in rk])
         step_s.append((st - step0) / u)
         itl_s.append((np.array([x["itl_s"] for x in rk]) - itl0) / u)
