@@ -93,3 +93,22 @@ def test_gate_bound_is_the_kernel_tests_bound(dtype: str) -> None:
     r = Gate("cpu", kernel=refuse).check(Problem(4, 64, 64, 2, dtype, 4), GOOD)
     assert not r.ok and r.tolerance == TOLERANCES[dtype].rel
     assert TOLERANCES["fp8"].rel <= 2e-2  # the kernel tests' fp8 bound before the tables were merged
+
+
+def test_fp8_block_inputs_carry_block_scales_the_reference_accepts() -> None:
+    """--dtype fp8_block: the gate's inputs are 128 x 128 block-quantised weights with their scales and
+    block_shape, and the block-fp8 emulation runs on them (the API itself needs an sm_89+ GPU)."""
+    import torch
+
+    from accelsim.tune.gate import make_inputs
+    from kernels.moe import reference, topk_route
+
+    problem = Problem(4, 256, 160, 2, "fp8_block", 8)
+    inputs = make_inputs(problem, "cpu", seed=3)
+    assert inputs["quant"] == "fp8_w8a8" and inputs["block_shape"] == (128, 128)
+    assert inputs["w1"].dtype == torch.float8_e4m3fn and tuple(inputs["w1_scale"].shape) == (4, 3, 2)
+    assert tuple(inputs["w2_scale"].shape) == (4, 2, 2)
+    weights, ids = topk_route(inputs["router_logits"], 2, True)
+    out = reference.fused_moe_fp8_block_ref(inputs["hidden_states"], inputs["w1"], inputs["w2"], inputs["w1_scale"],
+                                            inputs["w2_scale"], weights, ids, inputs["block_shape"])
+    assert out.shape == (8, 256) and torch.isfinite(out).all()
