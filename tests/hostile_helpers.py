@@ -123,6 +123,8 @@ def hostile_files(root: Path) -> dict[str, str]:
     put("nan_toml", "nanval.toml", "name = nan\n")
     put("failures_nan", "failnan.toml", "[chip]\nrate_per_chip_hour = nan\nrepair_s = 60\n")
     put("cluster_latin1", "cluster.toml", b"[[llm]]\nhw = \"h\xe9\"\n")
+    put("cluster_replicas", "replicas.toml", '[[llm]]\nhw = "h100-sxm"\nmodel = "llama3-8b"\nreplicas = 100000000\n')
+    put("cluster_seqs", "seqs.toml", '[[llm]]\nhw = "h100-sxm"\nmodel = "llama3-8b"\nmax_seqs = 100000000000\n')
     put("bad_runner", "runner.toml", 'title = "x"\nrunner = "os:getcwd"\n')
     put("exec_runner", "exec.toml", 'title = "x"\nrunner = "accelsim.cli:main"\n')
     catalog = Path(__file__).parents[1] / "workloads" / "llama3-8b.toml"

@@ -150,12 +150,11 @@ def test_dashboard_controls_answer_with_a_message(key: str, value: object) -> No
     """Any JSON value in any control (what a forged callback can send): the page renders, and a bad
     value comes back as a short message instead of an exception (HTTP 500)."""
     pytest.importorskip("dash")
+    from test_hostile_units import _good
+
     from accelsim.dashboard.app import CONTROL_IDS, outputs, raw_controls
     from accelsim.dashboard.page import render
 
-    values = {"chip": "mtia-450", "model": "llama3-8b", "dtype": "fp8", "fidelity": "analytical", "tp": "auto",
-              "mem_bw": 0, "flops": 0, "tdp": 0, "capacity": 0, "input_len": 1000, "output_len": 1000,
-              "site_power_mw": 100, "pue": 1.08, "prefix_hit": 0, "mtp_k": 0, "spec_accept": 0.7,
-              "image_tokens": 0, "attention_dp": "off"} | {key: value}
+    values = _good() | {key: value}
     out = outputs(render(raw_controls(tuple(values.get(k) for k in CONTROL_IDS))))
     assert all(isinstance(m.children, str) and len(m.children) < 500 for m in out[0])

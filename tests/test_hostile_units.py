@@ -186,15 +186,19 @@ def _body(app: object, values: dict[str, object]) -> dict[str, object]:
             "inputs": [{"id": i, "property": "value", "value": values.get(i)} for i in CONTROL_IDS]}
 
 
-_GOOD = {"chip": "mtia-450", "model": "llama3-8b", "dtype": "fp8", "fidelity": "analytical", "tp": "auto",
-         "mem_bw": 0, "flops": 0, "tdp": 0, "capacity": 0, "input_len": 1000, "output_len": 1000,
-         "site_power_mw": 100, "pue": 1.08, "prefix_hit": 0, "mtp_k": 0, "spec_accept": 0.7, "image_tokens": 0,
-         "attention_dp": "off"}
+def _good() -> dict[str, object]:
+    """The page's default control values, as the browser sends them (sliders as log2 0)."""
+    from accelsim.dashboard.app import CONTROL_IDS, SLIDERS
+    from accelsim.dashboard.controls import DEFAULTS
+
+    special = {k: 0 for k, _ in SLIDERS} | {"site_power_mw": DEFAULTS.site_power_w / 1e6, "tp": "auto",
+                                            "model": "llama3-8b"}
+    return {k: special.get(k, getattr(DEFAULTS, k, None)) for k in CONTROL_IDS}
 
 
 def test_forged_slider_is_clamped_not_a_500(dash_client: tuple[object, object]) -> None:
     app, client = dash_client
-    r = client.post("/_dash-update-component", json=_body(app, _GOOD | {"mem_bw": 1e308}))  # type: ignore[attr-defined]
+    r = client.post("/_dash-update-component", json=_body(app, _good() | {"mem_bw": 1e308}))  # type: ignore[attr-defined]
     assert r.status_code == 200
     assert "4×" in r.get_data(as_text=True) or "4x" in r.get_data(as_text=True)
 
@@ -208,13 +212,13 @@ def test_malformed_callback_is_400_with_one_line(dash_client: tuple[object, obje
 
 def test_huge_callback_body_is_refused_unread(dash_client: tuple[object, object]) -> None:
     app, client = dash_client
-    r = client.post("/_dash-update-component", json=_body(app, _GOOD | {"input_len": "9" * 5_000_000}))  # type: ignore[attr-defined]
+    r = client.post("/_dash-update-component", json=_body(app, _good() | {"input_len": "9" * 5_000_000}))  # type: ignore[attr-defined]
     assert r.status_code == 413
 
 
 def test_long_field_message_is_cut_short(dash_client: tuple[object, object]) -> None:
     app, client = dash_client
-    r = client.post("/_dash-update-component", json=_body(app, _GOOD | {"input_len": "x" * 100_000}))  # type: ignore[attr-defined]
+    r = client.post("/_dash-update-component", json=_body(app, _good() | {"input_len": "x" * 100_000}))  # type: ignore[attr-defined]
     text = r.get_data(as_text=True)
     assert r.status_code == 200 and "is not a number" in text and "x" * 100 not in text
 

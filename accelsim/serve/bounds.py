@@ -20,6 +20,8 @@ MAX_REQUESTS = 10_000_000  # LLM + ranking requests: ~1 GB of per-request record
 MAX_BINS = 1_000_000  # time-series bins (duration / --interval): ~130 MB
 MAX_FAILURE_EVENTS = 1_000_000  # failures across the fleet over the run
 MAX_TRAINING_EVENTS = 10_000_000  # checkpoint segments + failures of a training job
+MAX_REPLICAS = 100_000  # simulated replicas (LLM + ranking): ~10 kB and a process each
+MAX_SEQS = 16_384  # running sequences per replica: the step-time tables take ~56 kB per slot (~0.9 GB here)
 
 
 def expected_serving(cfg: Any, drain_limit: float) -> dict[str, float]:
@@ -38,6 +40,10 @@ def expected_serving(cfg: Any, drain_limit: float) -> dict[str, float]:
 
 def check_serving(cfg: Any, drain_limit: float, force: bool = False) -> dict[str, float]:
     """Raise UserError if a serving run is expected to exceed a limit (unless `force`)."""
+    replicas = sum(g.replicas for g in (*cfg.groups, *cfg.ranking_groups))
+    _check(replicas, MAX_REPLICAS, "replicas", "simulate a slice of the fleet and scale the result", force)
+    for g in cfg.groups:
+        _check(g.max_seqs, MAX_SEQS, "running sequences per replica (max_seqs)", "lower max_seqs", force)
     est = expected_serving(cfg, drain_limit)
     for key, limit, hint in (("requests", MAX_REQUESTS, "lower --arrival-rate/--ranking-rate or --duration"),
                              ("bins", MAX_BINS, "raise --interval or lower --duration"),

@@ -15,7 +15,7 @@ from accelsim import args as A
 from accelsim import validate as V
 from accelsim.args import Once
 from accelsim.errors import UserError
-from accelsim.serve.bounds import MAX_TRAINING_EVENTS
+from accelsim.serve.bounds import MAX_SEQS, MAX_TRAINING_EVENTS
 from accelsim.spec.chip import SERVING_DTYPES
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -47,7 +47,7 @@ def register(sub: Any) -> None:
     g.add_argument("--kv-dtype", choices=SERVING_DTYPES, default=None)
     g.add_argument("--cluster", metavar="FILE", type=V.input_file,
                    help="TOML with [[llm]] and [[ranking]] replica groups (heterogeneous)")
-    g.add_argument("--max-seqs", type=V.count(hi=V.MAX_BATCH), default=None,
+    g.add_argument("--max-seqs", type=V.count(hi=MAX_SEQS), default=None,
                    help="running sequences per replica (default 256)")
     g.add_argument("--max-batched-tokens", type=V.count(hi=V.MAX_TOKENS), default=None,
                    help="tokens per step (default 8192)")
