@@ -1,14 +1,16 @@
 """A workload step lowered to operators, per chip of one pipeline stage.
 
 LLM steps: `prefill` (a chunk of `tokens` prompt tokens attending on average to `context`
-positions) and `decode` (a batch of `tokens` sequences, one new token each, at `context`).
+positions, optionally with `decode_seqs` sequences decoding in the same forward pass: chunked
+prefill) and `decode` (a batch of `tokens` sequences, one new token each, at `context`).
 Ranking steps: a batch of samples through embedding bags, bottom MLP, interaction and top MLP.
 
 Sharding (per replica of tp x dp x pp chips): attention heads and dense FFNs split tp ways; with
 attention data parallelism (dp > 1) the replica's tokens split dp ways over dp groups of tp chips,
 each holding the attention and dense weights; experts split ep ways (ep divides tp x dp) and each
 expert's FFN tp x dp / ep ways; layers split pp ways. TP ends attention and FFN with an all-reduce;
-EP moves routed tokens with an all-to-all each way.
+with attention DP, EP moves routed tokens with an all-to-all each way (within one TP group every chip
+already holds every token). The busiest EP rank's load comes from the routing skew (`moe_rank_load`).
 `tokens` and `context` may be arrays: the operators carry the broadcast shape.
 """
 
