@@ -124,12 +124,17 @@ def add_serving(p: argparse.ArgumentParser, *, chips: bool = False, chips_requir
 # -- readers ---------------------------------------------------------------------------------------
 
 
+MAX_HW = 256  # chips one command compares: ~5 ms and ~0.2 MB each, and a table a reader can read
+
+
 def hw_names(args: argparse.Namespace) -> list[str]:
+    from accelsim.errors import UserError
+
     names = [n.strip() for n in args.hw.split(",") if n.strip()]
     if not names:
-        from accelsim.errors import UserError
-
         raise UserError("--hw is empty: give a chip name or .toml path")
+    if len(names) > MAX_HW:
+        raise UserError(f"--hw names {len(names):,} chips; at most {MAX_HW} at once")
     return names
 
 

@@ -280,6 +280,7 @@ CASES: dict[str, list[str]] = {
     # compare / pareto (shared flags from accelsim/args.py) and serving-mode flags
     "compare:hw-empty": ["compare", "--hw", ",", "--model", "llama3-70b"],
     "compare:hw-newline": ["compare", "--hw", "mtia-450,h100\nsxm", "--model", "llama3-70b"],
+    "compare:hw-thousands": ["compare", "--hw", ",".join(["mtia-450"] * 5000), "--model", "llama3-70b"],
     "compare:hw-twice": ["compare", "--hw", "mtia-450", "--hw", "b200", "--model", "llama3-70b"],
     "compare:max-ttft-nan": ["compare", "--hw", "mtia-450,b200", "--model", "llama3-70b", "--max-ttft", "nan"],
     "compare:what-if-inf": ["compare", "--hw", "mtia-450,b200", "--model", "llama3-70b", "--what-if", "mem_bw=inf"],
