@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from accelsim.errors import UserError
+from accelsim.serve.bounds import MAX_REQUESTS
 from accelsim.serve.config import Traffic
 from accelsim.validate import MAX_TOKENS
 
@@ -115,6 +116,9 @@ def read_trace(path: str) -> Stream:
                 raise UserError(f"--trace '{path}' line {line}: input_len and output_len must be >= 1 and <= "
                                 f"{MAX_TOKENS:,}, got {i}, {o}")
             last = a
+            if len(arr) >= MAX_REQUESTS:
+                raise UserError(f"--trace '{path}' holds more than {MAX_REQUESTS:,} requests (accelsim.serve.bounds); "
+                                "split it or sample it")
             arr.append(a)
             inp.append(i)
             out.append(o)
