@@ -158,3 +158,23 @@ def test_dashboard_controls_answer_with_a_message(key: str, value: object) -> No
     values = _good() | {key: value}
     out = outputs(render(raw_controls(tuple(values.get(k) for k in CONTROL_IDS))))
     assert all(isinstance(m.children, str) and len(m.children) < 500 for m in out[0])
+
+
+SIM_FLAGS = ["--cv", "--length-cv", "--slo-ttft", "--slo-tpot", "--power-cap-w", "--ranking-slo", "--seed",
+             "--block-size", "--input-len", "--output-len"]
+
+
+@pytest.mark.slow
+@settings(SETTINGS, max_examples=8)
+@given(value=NUMBERS)
+def test_simulate_numbers(tmp_path: Path, value: str) -> None:
+    """No simulate number may be NaN, infinite or negative (flags whose valid values are all cheap to run)."""
+    base = ["simulate", "--hw", "h100-sxm", "--model", "llama3-8b", "--chips", "1", "--arrival-rate", "1",
+            "--duration", "5", "--failures", "none", "--json"]
+    for flag in SIM_FLAGS:
+        x = _number(value, integer=flag in ("--seed", "--block-size", "--input-len", "--output-len"))
+        v = attempt([*base, f"{flag}={value}"], tmp_path)
+        if x is None or not (0 <= x < float("inf")):
+            assert v.clean, f"{flag}={value!r} must be refused: {v.problem}"
+        else:
+            assert v.code == 0 or v.clean, f"{flag}={value!r}: {v.problem}"
