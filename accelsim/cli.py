@@ -32,6 +32,9 @@ COMMAND_MODULES = (
 )
 
 
+MAX_MESSAGE = 1000  # characters of an error message (one line; longer ones are cut)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line and exit 2, like every other bad input."""
 
@@ -120,7 +123,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _fail(message: str) -> int:
-    sys.stderr.write(f"accelsim: error: {one_line(message)}\n")
+    text = one_line(message)
+    if len(text) > MAX_MESSAGE:  # a user's 4,000-character path need not be echoed whole
+        text = text[:MAX_MESSAGE] + "..."
+    sys.stderr.write(f"accelsim: error: {text}\n")
     return 2
 
 

@@ -41,6 +41,7 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w", **kwargs: Any) ->
 # Pseudo file systems: writing there changes the kernel or a device, never makes an output file.
 _SPECIAL_ROOTS = ("/proc", "/sys", "/dev")
 NAME_MAX = 255  # bytes in one path component (Linux)
+PATH_MAX = 4096  # bytes in a whole path (Linux)
 
 
 def check_output_path(path: str | os.PathLike[str], kind: str = "file") -> Path:
@@ -95,6 +96,8 @@ def _checked_text(text: str, what: str) -> Path:
     if not text.isprintable():
         shown = text[:60].encode("unicode_escape").decode("ascii")
         raise ValueError(f"{what} '{shown}' holds a control character (newline, tab, ...)")
+    if len(os.fsencode(text)) >= PATH_MAX:
+        raise ValueError(f"{what} '{text[:40]}...' is longer than {PATH_MAX} bytes")
     for part in Path(text).parts:
         if len(os.fsencode(part)) > NAME_MAX:
             raise ValueError(f"{what} '{text[:40]}...': a name is longer than {NAME_MAX} bytes")

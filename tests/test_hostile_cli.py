@@ -200,6 +200,8 @@ CASES: dict[str, list[str]] = {
     "measure:out-under-file": ["measure", "--device", "cpu", "--quick", "--out", "{under_file}"],
     "measure:out-proc": ["measure", "--device", "cpu", "--quick", "--out", "/proc/self/accelsim.csv"],
     "measure:out-long": ["measure", "--device", "cpu", "--quick", "--out", "{long}"],
+    "measure:out-path-5k": ["measure", "--device", "cpu", "--quick", "--out", "/".join(["a" * 250] * 20) + "/x.csv"],
+    "simulate-training:failures-path-5k": [*TRAIN_D, "--failures", "/".join(["a" * 250] * 20) + "/x.toml"],
     "measure:out-newline": ["measure", "--device", "cpu", "--quick", "--out", "{tmp}/a\nb.csv"],
     # calibrate
     "calibrate:latin1": [*CAL, "{latin1_csv}"],
