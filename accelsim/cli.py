@@ -9,6 +9,7 @@ A handler returns an exit code; a `UserError` anywhere becomes one line on stder
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import importlib
 import json
@@ -95,6 +96,7 @@ def one_line(message: str) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command. Exit codes: 0 done, 2 bad input (one line on stderr, nothing written),
     130 interrupted, 141 stdout closed early (`accelsim ... | head`: quiet, as SIGPIPE would be)."""
+    _tolerant_stdout()
     try:
         parser = build_parser()
         try:
@@ -120,6 +122,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("accelsim: interrupted\n")
         return 130
+
+
+def _tolerant_stdout() -> None:
+    """Print what the terminal's encoding cannot show as escapes (a chip named 'Méta' on an ASCII
+    terminal) instead of failing mid-output with UnicodeEncodeError; stderr already does this."""
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None:
+        with contextlib.suppress(ValueError, OSError):  # a stream that cannot be reconfigured: leave it
+            reconfigure(errors="backslashreplace")
 
 
 def _fail(message: str) -> int:

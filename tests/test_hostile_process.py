@@ -43,3 +43,13 @@ def test_interrupt_leaves_no_partial_output(tmp_path: Path) -> None:
     _, err = p.communicate(timeout=60)
     assert p.returncode == 130 and err.strip() == "accelsim: interrupted"
     assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_ascii_terminal_gets_escapes_not_a_traceback(tmp_path: Path) -> None:
+    """A chip named with non-ASCII letters, shown on a terminal whose encoding is ASCII."""
+    src = (Path(__file__).parents[1] / "hwmodels" / "mtia-450.toml").read_text(encoding="utf-8")
+    chip = tmp_path / "mtia-450.toml"
+    chip.write_text(src.replace('display_name = "Meta MTIA 450"', 'display_name = "Méta MTIA ✓"'), encoding="utf-8")
+    p = subprocess.run([sys.executable, "-m", "accelsim", "hw", "show", str(chip)], capture_output=True,
+                       env=dict(os.environ, PYTHONIOENCODING="ascii"), timeout=120)
+    assert p.returncode == 0 and p.stderr == b"" and p.stdout.startswith(b"M\\xe9ta MTIA \\u2713")
