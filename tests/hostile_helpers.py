@@ -108,6 +108,9 @@ def hostile_files(root: Path) -> dict[str, str]:
     (root / "adir.csv").mkdir()
     p["dir_toml"], p["dir_csv"] = root / "adir.toml", root / "adir.csv"
     (root / "outdir").mkdir()
+    (root / "blocked" / "requests.csv").mkdir(parents=True)  # an output file's name taken by a directory
+    (root / "blocked" / "index.html").mkdir()
+    p["blocked"] = root / "blocked"
     p["dir"] = root / "outdir"
     put("empty", "empty.csv", "")
     put("nan_json", "nan.json", '{"chip": "cpu", "a": NaN}')

@@ -163,6 +163,8 @@ CASES: dict[str, list[str]] = {
     "simulate:trace-empty": [*SIM_D, "--trace", "{empty}"],
     "simulate:out-under-file": [*SIM_D, "--out", "{under_file_dir}"],
     "simulate:out-proc": [*SIM_D, "--out", "/proc/accelsim"],
+    "simulate:out-file-is-a-dir": [*SIM_D, "--out", "{blocked}"],
+    "study:out-index-is-a-dir": [*STUDY, "--out", "{blocked}"],
     "simulate:out-empty": [*SIM_D, "--out", ""],
     "simulate:out-long": [*SIM_D, "--out", "{long}"],
     "simulate:out-is-file": [*SIM_D, "--out", "{file}"],

@@ -240,6 +240,8 @@ def _simulate(args: argparse.Namespace) -> int:
     from accelsim.serve.cluster import simulate
 
     cfg = _config(args)
+    if args.out:  # the files it will hold, checked now rather than after the run
+        _check_outputs(args.out, ("summary.json", "requests.csv", "timeseries.csv"))
     eff = efficiency_from_args(args.fidelity, args.stack, args.calibration)
     if args.json or not sys.stdout.isatty():
         result = simulate(cfg, eff, force=args.force)
@@ -258,6 +260,19 @@ def _simulate(args: argparse.Namespace) -> int:
         return 0
     _print_summary(s)
     return 0
+
+
+def _check_outputs(out_dir: str, names: tuple[str, ...]) -> None:
+    """UserError if a file `out_dir/name` could not be written (e.g. a directory of that name)."""
+    import os
+
+    from accelsim.io import check_output_path
+
+    for name in names:
+        try:
+            check_output_path(os.path.join(out_dir, name), "file")
+        except ValueError as exc:
+            raise UserError(f"--out: {exc}") from None
 
 
 def _warn_unfinished(s: dict[str, Any], drain: bool) -> None:

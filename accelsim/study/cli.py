@@ -23,11 +23,19 @@ def register(sub: Any) -> None:
 
 
 def _study(args: argparse.Namespace) -> int:
+    import os
+
     from accelsim.cli import print_json
+    from accelsim.errors import UserError
+    from accelsim.io import check_output_path
     from accelsim.study.run import run_study
     from accelsim.study.spec import parse_override
 
     overrides = dict(parse_override(s) for s in args.set)
+    try:  # the page it will write, checked now rather than after the study ran
+        check_output_path(os.path.join(args.out, "index.html"), "file")
+    except ValueError as exc:
+        raise UserError(f"--out: {exc}") from None
     V.check_reachable(args.ray)
     result = run_study(args.study, args.out, reduced=args.reduced, ray=args.ray, overrides=overrides)
     if args.json:
