@@ -132,6 +132,17 @@ def input_file(text: str) -> str:
     return text
 
 
+def input_dir(text: str) -> str:
+    """An existing directory (not "", which would silently mean the current one)."""
+    if not text or not text.isprintable():
+        raise _fail(f"'{_shown(text)}' is not a directory name")
+    from pathlib import Path
+
+    if not Path(text).is_dir():
+        raise _fail(f"'{_shown(text)}' is not an existing directory")
+    return text
+
+
 def output_file(text: str) -> str:
     """A path a file can be written to: checked before any work starts (see io.check_output_path)."""
     return _output(text, "file")
@@ -177,5 +188,5 @@ def check_reachable(address: str | None, timeout_s: float = 5.0) -> None:
 
 __all__ = ["MAX_BATCH", "MAX_CHIPS", "MAX_FACTOR", "MAX_NAME", "MAX_PARALLEL", "MAX_POWER_W", "MAX_RATE",
            "MAX_SECONDS", "MAX_SEED", "MAX_TOKENS", "MAX_WHAT_IF", "check_name", "check_range", "check_reachable",
-           "count", "fraction", "input_file", "name", "number", "output_dir", "output_file", "parse_number",
-           "ray_address", "seconds", "seed"]
+           "count", "fraction", "input_dir", "input_file", "name", "number", "output_dir", "output_file",
+           "parse_number", "ray_address", "seconds", "seed"]

@@ -272,6 +272,8 @@ CASES: dict[str, list[str]] = {
     "study:newline-name": ["study", "mtia\nroadmap", "--out", "{tmp}/r"],
     "study:ray-unreachable": [*STUDY, "--out", "{tmp}/r", "--ray", "127.0.0.1:1"],
     "study:ray-bad-address": [*STUDY, "--out", "{tmp}/r", "--ray", "a b;c"],
+    "tune:check-configs-empty": ["tune", "--check-configs", ""],
+    "tune:check-configs-missing": ["tune", "--check-configs", "{tmp}/nosuch"],
     "tune:ray-unreachable": [*TUNE_R, "--ray", "127.0.0.1:1"],
     # dashboard (must refuse before serving)
     "dashboard:host-all": ["dashboard", "--host", "0.0.0.0", "--port", "8050"],

@@ -50,9 +50,9 @@ def register(sub: Any) -> None:
                    help="vLLM-format config file whose configs (mapped to their equivalents in the pruned "
                         "space) are measured first (repeatable); 'vllm' = the nearest shipped vLLM file for "
                         "the device, E, N and dtype (from --prior-dir or an installed vllm)")
-    p.add_argument("--prior-dir", default=None, metavar="DIR",
+    p.add_argument("--prior-dir", default=None, metavar="DIR", type=V.input_dir,
                    help="a copy of vLLM's fused_moe/configs folder for --prior vllm")
-    p.add_argument("--check-configs", default=None, metavar="DIR",
+    p.add_argument("--check-configs", default=None, metavar="DIR", type=V.input_dir,
                    help="read every vLLM/SGLang config file in DIR and report each (exit 1 if any is rejected)")
     p.add_argument("--dry-run", action="store_true",
                    help="measure nothing: print the pruned space in the order the strategy would measure it, "
