@@ -416,3 +416,42 @@ def test_control_succeeds(sub: str, arena: tuple[Path, dict[str, str]], capsys: 
     finally:
         os.chdir(cwd)
     assert code == 0, capsys.readouterr().err
+
+
+def main() -> None:
+    """`python tests/test_hostile_cli.py`: every case once, then a table of cases tried / clean per
+    subcommand (the table of issue 13's closing note); each failing case with its problem."""
+    import collections
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="hostile-"))
+    src = base / "src"
+    files = make_files(src)
+    import os
+
+    os.environ["ACCELSIM_TUNE_DB"] = str(base / "default.sqlite")
+    tried: collections.Counter[str] = collections.Counter()
+    clean: collections.Counter[str] = collections.Counter()
+    for i, case in enumerate(sorted(CASES)):
+        if "{profile}" in CASES[case] and "profile" not in files:
+            continue
+        root = base / f"a{i}"
+        shutil.copytree(src, root, symlinks=True)
+        f = {k: v.replace(str(src), str(root)) for k, v in files.items()}
+        f["fifo"] = add_fifo(root)
+        v = attempt(fill(CASES[case], f), root)
+        sub = case.split(":")[0]
+        tried[sub] += 1
+        clean[sub] += v.clean
+        if not v.clean:
+            print(f"NOT CLEAN {case}: {v.problem}")
+        shutil.rmtree(root, ignore_errors=True)
+    print(f"{'subcommand':20s} {'tried':>6s} {'clean':>6s}")
+    for sub in sorted(tried):
+        print(f"{sub:20s} {tried[sub]:6d} {clean[sub]:6d}")
+    print(f"{'total':20s} {sum(tried.values()):6d} {sum(clean.values()):6d}")
+    shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
