@@ -108,7 +108,8 @@ def add_efficiency(p: argparse.ArgumentParser) -> None:
     g.add_argument("--fidelity", choices=FIDELITY_CHOICES, default=DEFAULT_FIDELITY,
                    help=f"how operator efficiency is obtained (default {DEFAULT_FIDELITY})")
     g.add_argument("--stack", default=None, help="software stack from accelsim/data/stacks.toml")
-    g.add_argument("--calibration", default=None, help="calibration profile (accelsim calibrate): fidelity calibrated")
+    g.add_argument("--calibration", default=None, type=V.input_file,
+                   help="calibration profile (accelsim calibrate): fidelity calibrated")
 
 
 def add_serving(p: argparse.ArgumentParser, *, chips: bool = False, chips_required: bool = True) -> None:

@@ -44,6 +44,8 @@ CASES: dict[str, list[str]] = {
     "simulate:trace-fifo": [*SIM_D, "--trace", "{fifo}"],
     "study:fifo": ["study", "{fifo}", "--out", "{tmp}/r"],
     "calibrate:fifo": [*CAL, "{fifo}"],
+    "predict:calibration-empty": [*PREDICT, "--calibration", ""],
+    "simulate:calibration-empty": [*SIM_D, "--calibration", ""],
     "predict:calibration-fifo": [*PREDICT, "--calibration", "{fifo}"],
     "simulate:trace-big-field": [*SIM_D, "--trace", "{big_field_csv}"],
     "calibrate:big-field": [*CAL, "{m_big_field}"],
