@@ -186,7 +186,8 @@ def _predict(args: argparse.Namespace) -> int:
         key = "throughput_tokens_per_s" if "throughput_tokens_per_s" in r else "throughput_samples_per_s"
         on = r["calibrated_on"] if isinstance(r["calibrated_on"], str) else ", ".join(r["calibrated_on"])
         why = r.get("band_transfer") or r.get("band_source")
-        print(f"  calibrated on {on}; band {r[key + '_low']:,.0f} .. {r[key + '_high']:,.0f} ({why})")
+        verb = "projected from" if r.get("fidelity") == "projected" else "calibrated on"
+        print(f"  {verb} {on}; band {r[key + '_low']:,.0f} .. {r[key + '_high']:,.0f} ({why})")
     if r["assumed_hw_values"]:
         print(f"  assumed chip values: {', '.join(r['assumed_hw_values'])}")
     return 0

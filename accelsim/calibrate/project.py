@@ -126,17 +126,17 @@ def predict_band(chip: Chip, model: Model, profile: Profile, *, base: Efficiency
 def predict_with_band(chip: Chip, model: Model, eff: CalibratedEfficiency, **predict_kwargs: Any) -> dict[str, Any]:
     """A prediction with a calibrated or projected efficiency (a shipped profile, `accelsim.calibrate.
     shipped`) and its band: `<key>_low` / `<key>_high` from every measured class's efficiency moved
-    by its measured ln half-width (`eff.band_for`: held-out error on the profile's own chip,
-    leave-one-chip-out error when projected). Keys added: band_half_width_ln, band_source,
-    calibrated_on (the chips the profile was fitted on)."""
+    by its measured ln half-width (`eff.band_for`: median |ln error| on held-out shapes of the
+    profile's own chip; of leave-one-chip-out predictions when projected). Keys added:
+    band_half_width_ln, band_source, calibrated_on (the chips the profile was fitted on)."""
     half = {c: eff.band_for(c) for c in eff.profile.measured_classes}
     low = replace(eff, log_shift={c: -w for c, w in half.items()})
     high = replace(eff, log_shift=dict(half))
     out = _banded(chip, model, eff, low, high, predict_kwargs)
     out["band_half_width_ln"] = half
     projected = str(eff.fidelity) == "projected"
-    out["band_source"] = ("leave-one-chip-out error per class (p90 |ln|) of the projection" if projected
-                          else "held-out-shape error per class (p90 |ln|) on this chip")
+    out["band_source"] = ("measured leave-one-chip-out error per class (median |ln|)" if projected
+                          else "held-out-shape error per class (median |ln|) on this chip")
     out["calibrated_on"] = list(eff.profile.own_chips)
     return out
 
