@@ -107,7 +107,7 @@ def add_efficiency(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("efficiency model")
     g.add_argument("--fidelity", choices=FIDELITY_CHOICES, default=DEFAULT_FIDELITY,
                    help=f"how operator efficiency is obtained (default {DEFAULT_FIDELITY})")
-    g.add_argument("--stack", default=None, help="software stack from accelsim/data/stacks.toml")
+    g.add_argument("--stack", default=None, type=V.name, help="software stack from accelsim/data/stacks.toml")
     g.add_argument("--calibration", default=None, type=V.input_file,
                    help="calibration profile (accelsim calibrate): fidelity calibrated")
 

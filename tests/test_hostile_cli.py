@@ -44,6 +44,8 @@ CASES: dict[str, list[str]] = {
     "simulate:trace-fifo": [*SIM_D, "--trace", "{fifo}"],
     "study:fifo": ["study", "{fifo}", "--out", "{tmp}/r"],
     "calibrate:fifo": [*CAL, "{fifo}"],
+    "predict:stack-empty": [*PREDICT, "--stack", ""],
+    "simulate:stack-empty": [*SIM_D, "--stack", ""],
     "predict:calibration-empty": [*PREDICT, "--calibration", ""],
     "simulate:calibration-empty": [*SIM_D, "--calibration", ""],
     "predict:calibration-fifo": [*PREDICT, "--calibration", "{fifo}"],

@@ -39,7 +39,7 @@ def register(sub: Any) -> None:
     p.add_argument("--test-fraction", type=V.number(0.0, 0.9), default=0.25,
                    help="share of shapes held out, in (0, 0.9] (default 0.25)")
     p.add_argument("--seed", type=V.seed, default=0, help="seed of the held-out split")
-    p.add_argument("--stack", default=None, help="analytical stack to compare with (default trtllm-fp8)")
+    p.add_argument("--stack", default=None, type=V.name, help="analytical stack to compare with (default trtllm-fp8)")
     p.add_argument("--plots", default=None, metavar="DIR", type=V.output_dir,
                    help="write predicted-vs-measured and roofline HTML")
     p.add_argument("--json", action="store_true")
@@ -64,7 +64,8 @@ def register(sub: Any) -> None:
     p.add_argument("--measurements", nargs="+", required=True, metavar="FILE", type=V.input_file,
                    help="measurement CSV file(s)")
     p.add_argument("--hw", default=None, help="catalog chip the measurements ran on (default: from the device name)")
-    p.add_argument("--stack", default=None, help="analytical stack for unmeasured classes (default trtllm-fp8)")
+    p.add_argument("--stack", default=None, type=V.name,
+                   help="analytical stack for unmeasured classes (default trtllm-fp8)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_validate)
 

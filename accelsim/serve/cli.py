@@ -104,7 +104,7 @@ def register(sub: Any) -> None:
                    help="run even when the expected requests, time-series bins or failures exceed the limits "
                         "of accelsim.serve.bounds (memory and time)")
     o.add_argument("--fidelity", choices=("analytical", "roofline"), default="analytical")
-    o.add_argument("--stack", default=None, help="software stack from accelsim/data/stacks.toml")
+    o.add_argument("--stack", default=None, type=V.name, help="software stack from accelsim/data/stacks.toml")
     o.add_argument("--calibration", default=None, type=V.input_file, help="calibration profile → fidelity calibrated")
     o.add_argument("--json", action="store_true")
     o.add_argument("--out", metavar="DIR", type=V.output_dir, help="write summary.json, requests.csv, timeseries.csv")
