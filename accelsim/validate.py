@@ -18,6 +18,7 @@ import argparse
 import math
 import re
 from collections.abc import Callable
+from pathlib import Path
 
 # Stated limits (far beyond real systems; they catch typos and hostile input, not ambitious studies).
 MAX_CHIPS = 10_000_000  # 10 M accelerators: ~10 GW of IT power
@@ -136,8 +137,6 @@ def input_dir(text: str) -> str:
     """An existing directory (not "", which would silently mean the current one)."""
     if not text or not text.isprintable():
         raise _fail(f"'{_shown(text)}' is not a directory name")
-    from pathlib import Path
-
     if not Path(text).is_dir():
         raise _fail(f"'{_shown(text)}' is not an existing directory")
     return text
