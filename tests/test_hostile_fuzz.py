@@ -5,6 +5,7 @@ The table of named cases is `test_hostile_cli.py`; these search the space betwee
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,12 @@ def _promise_kept(argv: list[str], root: Path) -> None:
     assert v.code == 0 or v.clean, f"{argv}: {v.problem}; stderr={v.stderr[-300:]!r}"
 
 
+def _no_giant_numbers(out: str) -> None:
+    """An accepted run prints no number hundreds of digits long (a sign that a value escaped its range)."""
+    digits = max((len(w) for w in re.findall(r"[0-9][0-9,.]*", out)), default=0)
+    assert digits < 40, f"a {digits}-character number in the output"
+
+
 def _number(text: str, integer: bool) -> float | None:
     """The value Python reads from `text` (None: not a number of that kind)."""
     try:
@@ -60,6 +67,7 @@ def test_predict_numbers(tmp_path: Path, value: str) -> None:
             assert v.clean, f"{flag}={value!r} must be refused: {v.problem}"
         else:
             assert v.code == 0 or v.clean, f"{flag}={value!r}: {v.problem}"
+            _no_giant_numbers(v.stdout)
 
 
 @settings(SETTINGS, max_examples=12)
@@ -76,6 +84,7 @@ def test_plan_numbers(tmp_path: Path, value: str) -> None:
             assert v.clean, f"{flag}={value!r} must be refused: {v.problem}"
         else:
             assert v.code == 0 or v.clean, f"{flag}={value!r}: {v.problem}"
+            _no_giant_numbers(v.stdout)
 
 
 @SETTINGS
@@ -178,3 +187,4 @@ def test_simulate_numbers(tmp_path: Path, value: str) -> None:
             assert v.clean, f"{flag}={value!r} must be refused: {v.problem}"
         else:
             assert v.code == 0 or v.clean, f"{flag}={value!r}: {v.problem}"
+            _no_giant_numbers(v.stdout)
