@@ -25,7 +25,13 @@ from accelsim.study.sweep import Executor
 
 
 def _unit(model: Model) -> str:
+    """The key stem of a rate: tokens (LLM) or samples (ranking: one sample = one user-item pair)."""
     return "samples" if isinstance(model, Ranking) else "tokens"
+
+
+def _shown(model: Model) -> str:
+    """The unit as a reader sees it: a ranking sample is a user-item pair, not an MLPerf query."""
+    return "pairs" if isinstance(model, Ranking) else "tokens"
 
 
 def _pue(p: Params) -> float:
@@ -93,7 +99,7 @@ def _bars(chips: list[Chip], models: list[Model], rows: list[dict[str, Any]], ke
                                  text=[r.get("bound", "n/a") if k in r else "n/a"], textposition="outside",
                                  hovertemplate=f"{label(chip)}<br>%{{y:.4g}}<extra>{model.name}</extra>"),
                           row=1, col=j)
-        fig.update_yaxes(title_text=ytitle.format(u=_unit(model)), row=1, col=j)
+        fig.update_yaxes(title_text=ytitle.format(u=_shown(model)), row=1, col=j)
         fig.update_xaxes(showticklabels=False, row=1, col=j)
     return style(fig, title)
 
@@ -156,9 +162,12 @@ def _findings(chips: list[Chip], models: list[Model], rows: list[dict[str, Any]]
         base_label = next((r["label"] for r in rows if r["chip"] == base), base)
         gain = f" ({top[f'speedup_vs_{base}']:.1f}x {base_label})" if f"speedup_vs_{base}" in top else ""
         missing = [r["label"] for r in rows if r["model"] == model.name and r.get("note")]
-        lines.append(f"- **{model.display_name}**: most {u}/s per chip on {top['label']}: "
-                     f"{si(top[f'{u}_per_s_per_chip'], u + '/s')}{gain}, {top['bound']}-bound; most {u} per joule "
-                     f"at the facility on {eco['label']}: {eco[f'{u}_per_joule_facility']:.3g}."
+        shown = _shown(model)
+        queries = (f" = {si(top[f'{u}_per_s_per_chip'] / model.candidates_per_query, 'queries/s')} at "
+                   f"{model.candidates_per_query:g} candidate pairs per query" if isinstance(model, Ranking) else "")
+        lines.append(f"- **{model.display_name}**: most {shown}/s per chip on {top['label']}: "
+                     f"{si(top[f'{u}_per_s_per_chip'], shown + '/s')}{queries}{gain}, {top['bound']}-bound; most "
+                     f"{shown} per joule at the facility on {eco['label']}: {eco[f'{u}_per_joule_facility']:.3g}."
                      + (f" No point meets the SLOs on: {', '.join(missing)}." if missing else ""))
     return "\n".join(lines)
 
