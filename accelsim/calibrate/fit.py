@@ -62,6 +62,12 @@ from numpy.typing import ArrayLike
 MIN_POINTS = 4  # a curve needs at least as many training points as parameters
 MIN_RESIDUAL_POINTS = 8  # below this the residual smoother is not tried
 PRIOR_WEIGHT = 0.25  # pseudo-weight of "residual 0": far from data the correction fades out
+# Training points farther than KERNEL_CUT kernel widths from every query point (in any one
+# coordinate) are skipped: each would weigh < exp(-KERNEL_CUT^2 / 2) = 1e-14, far below PRIOR_WEIGHT.
+KERNEL_CUT = 8.0
+# Residuals remembered per curve, for queries of at most MEMO_ROWS points (a search asks the same
+# operator shapes many times: per layout, per band edge, compute and memory side)
+MEMO_SIZE, MEMO_ROWS = 1024, 1024
 BANDWIDTHS = (0.08, 0.15, 0.25, 0.4, 0.7)  # candidate kernel widths, decades
 EFF_BOUNDS = (1e-4, 4.0)  # e may exceed 1 on a CPU: operands partly in cache beat the DRAM peak
 T0_BOUNDS_S = (1e-9, 1.0)
@@ -136,6 +142,7 @@ class Curve:
     g_half: float = 0.0  # gathered-row bytes at which a gather's memory rate halves (per-row cost)
     coords: str = ROOFLINE_COORDS  # residual coordinates: ROOFLINE_COORDS (`features`) or DIMS_COORDS (`dim_features`)
     w: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)  # point weights; empty = all 1
+    _memo: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def compact(self, cell: float = 0.5) -> Curve:
         """The same curve with its residual points binned into cells of `cell` x h decades (mean
@@ -160,15 +167,48 @@ class Curve:
 
     def residual(self, z: np.ndarray, config: Mapping[str, Any] | None = None) -> np.ndarray:
         """Smoothed log residual at feature points z (..., N_FEATURES) for `config` (config-aware
-        curves). A curve stored before z had the gather column uses the leading columns only."""
+        curves). A curve stored before z had the gather column uses the leading columns only.
+        Remembered per query (bounded), so repeated operator shapes cost one evaluation."""
         if self.h <= 0 or len(self.r) == 0:
             return np.zeros(z.shape[:-1])
-        flat = z.reshape(-1, z.shape[-1])[:, :self.z.shape[1]]
+        flat = np.ascontiguousarray(z.reshape(-1, z.shape[-1])[:, :self.z.shape[1]], dtype=np.float64)
+        if len(flat) > MEMO_ROWS:
+            return self._smooth(flat, config).reshape(z.shape[:-1])
+        key = (flat.shape, flat.tobytes(), None if config is None else repr(sorted(config.items())))
+        hit = self._memo.get(key)
+        if hit is None:
+            hit = self._smooth(flat, config)
+            if len(self._memo) >= MEMO_SIZE:
+                self._memo.clear()
+            self._memo[key] = hit
+        return hit.reshape(z.shape[:-1])
+
+    def _smooth(self, flat: np.ndarray, config: Mapping[str, Any] | None) -> np.ndarray:
+        # operator shapes repeat across a batch grid: smooth each distinct point once
+        uniq, inv = np.unique(flat, axis=0, return_inverse=True)
+        if len(uniq) < len(flat):
+            return self._smooth(uniq, config)[inv.ravel()]
         train = self.z
         if self.cfg_keys:
             if config is None:
                 raise ValueError("a config-aware curve needs the kernel config to predict")
             zc = config_matrix([config], self.cfg_keys)[1] * self.cfg_scale
+            flat = np.hstack([flat, np.repeat(zc, len(flat), axis=0)])
+            train = np.hstack([self.z, self.zc * self.cfg_scale])
+        w = self.w if len(self.w) else np.ones(len(self.r))
+        cut = KERNEL_CUT * self.h
+        near = np.all((train >= flat.min(axis=0) - cut) & (train <= flat.max(axis=0) + cut), axis=1)
+        k = _kernel(flat, train[near], self.h) * w[near][None, :]
+        return (k @ self.r[near]) / (k.sum(axis=1) + PRIOR_WEIGHT)
+
+    def residual_reference(self, z: np.ndarray, config: Mapping[str, Any] | None = None) -> np.ndarray:
+        """`residual` over every training point, unpruned and not remembered (the definition; tests)."""
+        if self.h <= 0 or len(self.r) == 0:
+            return np.zeros(z.shape[:-1])
+        flat = z.reshape(-1, z.shape[-1])[:, :self.z.shape[1]]
+        train = self.z
+        if self.cfg_keys:
+            zc = config_matrix([config or {}], self.cfg_keys)[1] * self.cfg_scale
             flat = np.hstack([flat, np.repeat(zc, len(flat), axis=0)])
             train = np.hstack([self.z, self.zc * self.cfg_scale])
         k = _kernel(flat, train, self.h)
