@@ -260,7 +260,12 @@ def _compare(args: argparse.Namespace) -> int:
     ok = [r for r in found if not isinstance(r, UserError)]
     u = "tokens" if model.kind == "llm" else "samples"
     where = f"on {args.chips} chips each" if args.chips else "per chip, each at its best replica layout"
-    print(f"{model.name}, {q.dtype}, {where}  [fidelity: {ok[0].fidelity if ok else q.eff.fidelity}]")
+    by_fid: dict[str, list[str]] = {}  # each chip's own (calibrated on a measured chip, projected elsewhere)
+    for r in ok:
+        by_fid.setdefault(str(r.fidelity), []).append(r.chip.name)
+    fid = "; ".join(f"{f} ({', '.join(n)})" for f, n in by_fid.items()) if len(by_fid) > 1 else \
+        str(ok[0].fidelity if ok else q.eff.fidelity)
+    print(f"{model.name}, {q.dtype}, {where}  [fidelity: {fid}]")
     if model.kind == "llm":
         print(f"  requests of {q.input_len:,} prompt + {q.output_len:,} output tokens")
     print(_compare_table(chips, found, u))

@@ -31,7 +31,7 @@ from accelsim.errors import UserError
 from accelsim.graph import Parallel, Precision, llm_ops, sampler_ops
 from accelsim.memory import kv_bytes_per_seq, plan_llm
 from accelsim.modes import PLAIN, Modes, decode_step, draft_weight_bytes_per_chip, prefill_shape, vision_cost
-from accelsim.perf import Cost, Efficiency, HwVec, cost, engine_term
+from accelsim.perf import Cost, Efficiency, HwVec, cost, engine_term, fidelity_on
 from accelsim.power import chip_power_w
 from accelsim.predict import CHUNK_TOKENS, MAX_BATCH, batch_candidates
 from accelsim.spec.chip import Chip
@@ -264,11 +264,16 @@ def best_pool(chip: Chip, chips: int, stages: Sequence[Stage]) -> Pool | None:
 
 def fabric(a: Chip, n_a: int, b: Chip, n_b: int, eff: Efficiency) -> tuple[Fabric, float, float]:
     """(fabric, usable bytes/s per chip of pool a, of pool b) for KV moving from n_a x a to n_b x b:
-    one direction of the link, times the stack's network efficiency (module doc)."""
+    one direction of the link, times the stack's network efficiency (module doc). A calibrated
+    efficiency wraps the stack as `base`: its collective curves are per message size (a 1-byte probe
+    would read as a near-zero bandwidth), so the bulk KV stream takes the stack's factor."""
     shared = a.family == b.family and n_a + n_b <= min(a.scale_up_domain_size, b.scale_up_domain_size)
     hw = HwVec.from_chips([a, b])
     bw = hw.scale_up_bw if shared else hw.scale_out_bw  # per direction, as the collectives use it
-    net = float(np.ravel(eff.network(O.all_to_all("kv_transfer", 1.0, 2, dtype="bf16"), hw))[0])
+    stack = eff
+    while getattr(stack, "base", None) is not None:
+        stack = stack.base
+    net = float(np.ravel(stack.network(O.all_to_all("kv_transfer", 1.0, 2, dtype="bf16"), hw))[0])
     return ("scale-up" if shared else "scale-out"), float(bw[0]) * net, float(bw[1]) * net
 
 
@@ -314,7 +319,8 @@ def predict_disagg(prefill_chip: Chip, prefill_chips: int, decode_chip: Chip, de
         raise UserError(f"no layout of {model.name} on {decode_chips} x {decode_chip.name} decodes within "
                         f"--max-tpot {max_tpot}")
     link = kv_link(p, d, model, prec, modes.prompt_len(input_len), eff)
-    return DisaggPrediction(model, p, d, link, input_len, output_len, modes, str(eff.fidelity))
+    return DisaggPrediction(model, p, d, link, input_len, output_len, modes,
+                            str(fidelity_on(eff, [prefill_chip, decode_chip])))
 
 
 def best_split(prefill_chip: Chip, decode_chip: Chip, total_chips: int, model: LLM, *, eff: Efficiency,
@@ -334,7 +340,8 @@ def best_split(prefill_chip: Chip, decode_chip: Chip, total_chips: int, model: L
         if p is None or d is None:
             continue
         link = kv_link(p, d, model, prec, modes.prompt_len(input_len), eff)
-        r = DisaggPrediction(model, p, d, link, input_len, output_len, modes, str(eff.fidelity))
+        r = DisaggPrediction(model, p, d, link, input_len, output_len, modes,
+                             str(fidelity_on(eff, [prefill_chip, decode_chip])))
         if best is None or r.throughput > best.throughput:
             best = r
     if best is None:

@@ -18,7 +18,7 @@ from accelsim.errors import UserError
 from accelsim.graph import Parallel
 from accelsim.memory import plan_llm
 from accelsim.modes import PLAIN, Modes, draft_weight_bytes_per_chip
-from accelsim.perf import Efficiency, HwVec
+from accelsim.perf import Efficiency, HwVec, fidelity_on
 from accelsim.predict import MAX_BATCH, batch_candidates, llm_metrics
 from accelsim.search import Query, llm_candidates
 from accelsim.spec.chip import Chip
@@ -98,7 +98,7 @@ def pareto(chip: Chip, model: LLM, *, eff: Efficiency, chips: int | None = None,
                         f"(--max-ttft {max_ttft}, --max-tpot {max_tpot})")
     return {"hw": chip.name, "model": model.name, "chips": chips, "dtype": dtype, "input_len": input_len,
             "output_len": output_len, "max_ttft_s": max_ttft, "max_tpot_s": max_tpot, "modes": modes.to_dict(),
-            "attention_dp": attention_dp, "evaluated": len(allp), "fidelity": str(eff.fidelity),
+            "attention_dp": attention_dp, "evaluated": len(allp), "fidelity": str(fidelity_on(eff, [chip])),
             "assumed_hw_values": chip.assumed_keys, "points": [p.to_dict() for p in front(allp)]}
 
 

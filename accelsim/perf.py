@@ -189,6 +189,20 @@ def engine_term(eff: object, name: str) -> float:
     return 0.0
 
 
+def fidelity_on(eff: Efficiency, chips: Sequence[Chip]) -> Fidelity:
+    """The fidelity of `eff`'s numbers on these chips: an efficiency that resolves per chip (the
+    shipped profiles, `calibrate.shipped.ShippedEfficiency.resolve`: calibrated on a measured chip,
+    projected on others and on what-if variants, the stack where nothing ships) gives the least
+    grounded of theirs; any other efficiency its own `fidelity`."""
+    resolve = getattr(eff, "resolve", None)
+    if resolve is None or not chips:
+        return eff.fidelity
+    order = list(Fidelity)
+    each = [Fidelity(resolve(c.name).fidelity) for c in chips]
+    each = [Fidelity.PROJECTED if f == Fidelity.CALIBRATED and c.what_if else f for f, c in zip(each, chips)]
+    return min(each, key=order.index)
+
+
 @dataclass(frozen=True)
 class Cost:
     """Time of a set of operators (per call of the set), split by what bounds each operator."""

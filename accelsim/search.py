@@ -27,7 +27,7 @@ from accelsim.errors import UserError
 from accelsim.graph import Parallel, Precision
 from accelsim.memory import RESERVE_FRACTION, MemoryPlan, plan_llm, ranking_capacity_check
 from accelsim.modes import PLAIN, Modes, draft_weight_bytes_per_chip
-from accelsim.perf import Cost, Efficiency, HwVec
+from accelsim.perf import Cost, Efficiency, HwVec, fidelity_on
 from accelsim.predict import (
     MAX_BATCH,
     RANKING_DEFAULT_LATENCY_S,
@@ -349,8 +349,9 @@ def evaluate_llm(chips: Sequence[Chip], q: Query, par: Parallel, total_chips: in
             continue
         out.append(LLMPrediction(
             chip=chip, chips=total_chips or par.chips, precision=prec, batch=int(cands[i]),
-            rate_per_chip=float(thr[k, i]) / par.chips, power_w=float(power[k, i]), fidelity=q.eff.fidelity,
-            model=model, layout=par, input_len=q.input_len, output_len=q.output_len, ttft_s=float(ttft[k, i]),
+            rate_per_chip=float(thr[k, i]) / par.chips, power_w=float(power[k, i]),
+            fidelity=fidelity_on(q.eff, [chip]), model=model, layout=par,
+            input_len=q.input_len, output_len=q.output_len, ttft_s=float(ttft[k, i]),
             tpot_s=float(tpot[k, i]), decode=_at(m.decode, shape, (k, i)), prefill=_at(m.prefill, shape, (k, i)),
             memory=mem, modes=q.modes))
     return out
@@ -391,7 +392,8 @@ def evaluate_ranking(chips: Sequence[Chip], q: Query, lay: RankingLayout,
             continue
         out.append(RankingPrediction(
             chip=chip, chips=total_chips or lay.chips, precision=prec, batch=int(cands[i]),
-            rate_per_chip=float(rate[k, i]), power_w=float(power[k, i]), fidelity=q.eff.fidelity, model=model,
-            layout=lay, latency_s=float(lat[k, i]), latency_slo_s=slo, step=_at(m.step, shape, (k, i)),
+            rate_per_chip=float(rate[k, i]), power_w=float(power[k, i]),
+            fidelity=fidelity_on(q.eff, [chip]), model=model, layout=lay,
+            latency_s=float(lat[k, i]), latency_slo_s=slo, step=_at(m.step, shape, (k, i)),
             plan=m.plans[int(plan_i[k, i])], gather_limit=str(limit[k, i]), gather_share=float(g_share[k, i])))
     return out

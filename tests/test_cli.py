@@ -44,9 +44,16 @@ def test_predict_json_contract(capsys):
                 "joules_per_token", "bound", "fidelity"):
         assert key in d
     assert d["replicas"] == 8 and d["per_chip_tokens_per_s"] * 64 == pytest.approx(d["throughput_tokens_per_s"])
-    # MTIA 450 has no measured kernels: the shipped projection profile, with its measured band
-    assert d["fidelity"] == "projected" and "idle_w" in d["assumed_hw_values"]
-    assert d["throughput_tokens_per_s_low"] < d["throughput_tokens_per_s"] < d["throughput_tokens_per_s_high"]
+    # the default is the fitted analytical stack (README "Fidelity": closer end to end than the profiles)
+    assert d["fidelity"] == "analytical" and "idle_w" in d["assumed_hw_values"]
+    assert "throughput_tokens_per_s_low" not in d
+    # MTIA 450 has no measured kernels: --fidelity calibrated projects the pooled profile, with its band
+    code, out, _ = run(capsys, "predict", "--hw", "mtia-450", "--model", "llama4-maverick", "--chips", "64", "--tp",
+                       "8", "--ep", "8", "--fidelity", "calibrated", "--json")
+    p = json.loads(out)
+    assert code == 0 and p["fidelity"] == "projected"
+    assert p["throughput_tokens_per_s_low"] < p["throughput_tokens_per_s"] < p["throughput_tokens_per_s_high"]
+    assert p["throughput_tokens_per_s"] != pytest.approx(d["throughput_tokens_per_s"], rel=1e-3)  # curves used
 
 
 def test_predict_ranking_json(capsys):
@@ -71,8 +78,46 @@ def test_predict_roofline_and_what_if(capsys):
 
 def test_predict_text_output(capsys):
     code, out, _ = run(capsys, "predict", "--hw", "h100-sxm", "--model", "llama3-8b", "--chips", "1")
-    assert code == 0 and "fidelity: calibrated" in out and "output tokens/s" in out  # H100 ships its own profile
-    assert "band" in out
+    assert code == 0 and "fidelity: analytical" in out and "output tokens/s" in out and "band" not in out
+    code, out, _ = run(capsys, "predict", "--hw", "h100-sxm", "--model", "llama3-8b", "--chips", "1",
+                       "--fidelity", "calibrated")
+    assert code == 0 and "fidelity: calibrated" in out and "band" in out  # H100 ships its own profile
+
+
+def test_one_fidelity_default_in_every_command():
+    """predict, plan, compare, pareto, simulate, the study runner and the dashboard: one choice set, one default."""
+    import argparse
+
+    from accelsim.cli import build_parser
+    from accelsim.dashboard.controls import DEFAULTS, FIDELITIES
+    from accelsim.efficiency import DEFAULT_FIDELITY, FIDELITY_CHOICES
+    from accelsim.study.common import Params
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    seen = set()
+    for name, p in sub.choices.items():
+        for a in p._actions:
+            if "--fidelity" in a.option_strings:
+                assert (tuple(a.choices), a.default) == (FIDELITY_CHOICES, DEFAULT_FIDELITY), name
+                seen.add(name)
+    assert {"predict", "plan", "compare", "pareto", "simulate"} <= seen
+    assert (FIDELITIES, DEFAULTS.fidelity) == (FIDELITY_CHOICES, DEFAULT_FIDELITY)
+    assert str(Params({}, "test").efficiency().fidelity) == DEFAULT_FIDELITY
+
+
+def test_labels_follow_each_chip(capsys):
+    """A prediction's fidelity is what its chips actually got: calibrated on a measured chip, projected on
+    others, and a mix says which is which."""
+    code, out, _ = run(capsys, "compare", "--hw", "h100-sxm,mtia-450", "--model", "llama3-8b", "--chips", "1",
+                       "--fidelity", "calibrated", "--json")
+    assert code == 0 and [d["fidelity"] for d in json.loads(out)] == ["calibrated", "projected"]
+    code, out, _ = run(capsys, "compare", "--hw", "h100-sxm,mtia-450", "--model", "llama3-8b", "--chips", "1",
+                       "--fidelity", "calibrated")
+    assert "calibrated (h100-sxm); projected (mtia-450)" in out
+    code, out, _ = run(capsys, "predict", "--model", "llama3-8b", "--disagg", "h100-sxm:1,h200-sxm:1",
+                       "--fidelity", "calibrated", "--json")
+    d = json.loads(out)
+    assert code == 0 and d["fidelity"] == "calibrated" and d["throughput_tokens_per_s"] > 1000  # KV link sane
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -68,6 +68,7 @@ KERNEL_CUT = 8.0
 # Residuals remembered per curve, for queries of at most MEMO_ROWS points (a search asks the same
 # operator shapes many times: per layout, per band edge, compute and memory side)
 MEMO_SIZE, MEMO_ROWS = 1024, 1024
+SMOOTH_BLOCK = 512  # query points smoothed together (a large grid is cut into sorted blocks)
 BANDWIDTHS = (0.08, 0.15, 0.25, 0.4, 0.7)  # candidate kernel widths, decades
 EFF_BOUNDS = (1e-4, 4.0)  # e may exceed 1 on a CPU: operands partly in cache beat the DRAM peak
 T0_BOUNDS_S = (1e-9, 1.0)
@@ -188,6 +189,13 @@ class Curve:
         uniq, inv = np.unique(flat, axis=0, return_inverse=True)
         if len(uniq) < len(flat):
             return self._smooth(uniq, config)[inv.ravel()]
+        if len(flat) > SMOOTH_BLOCK:  # sorted rows in blocks: each block's box holds few training points
+            order = np.lexsort(flat.T[::-1])
+            out = np.empty(len(flat))
+            for i in range(0, len(flat), SMOOTH_BLOCK):
+                idx = order[i:i + SMOOTH_BLOCK]
+                out[idx] = self._smooth(flat[idx], config)
+            return out
         train = self.z
         if self.cfg_keys:
             if config is None:

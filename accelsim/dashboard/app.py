@@ -13,7 +13,7 @@ from typing import Any
 import dash
 from dash import Input, Output, dcc, html
 
-from accelsim.dashboard.controls import DEFAULTS, DTYPES, TP_CHOICES, catalog_chip, catalog_model
+from accelsim.dashboard.controls import DEFAULTS, DTYPES, FIDELITIES, TP_CHOICES, catalog_chip, catalog_model
 from accelsim.dashboard.page import Page, render
 from accelsim.spec import list_chips, list_models
 
@@ -87,7 +87,7 @@ def _controls() -> html.Div:
         _label("Model", dcc.Dropdown(id="model", options=models, value=DEFAULTS.model, clearable=False)),
         html.Div(className="row2", children=[
             _label("Format", dcc.Dropdown(id="dtype", options=list(DTYPES), value=DEFAULTS.dtype, clearable=False)),
-            _label("Fidelity", dcc.Dropdown(id="fidelity", options=["analytical", "roofline"],
+            _label("Fidelity", dcc.Dropdown(id="fidelity", options=list(FIDELITIES),
                                             value=DEFAULTS.fidelity, clearable=False))]),
         _label("Chips per replica (TP)", dcc.Dropdown(id="tp", options=tps, value="auto", clearable=False),
                hint="ranking models: chips the tables are sharded over"),

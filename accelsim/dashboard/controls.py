@@ -18,6 +18,7 @@ from dataclasses import dataclass, fields, replace
 from functools import cache, lru_cache
 from typing import Any
 
+from accelsim.efficiency import DEFAULT_FIDELITY, FIDELITY_CHOICES
 from accelsim.errors import UserError, unknown_name
 from accelsim.perf import Efficiency
 from accelsim.predict import Prediction
@@ -25,7 +26,7 @@ from accelsim.spec import LLM, Chip, Model, list_chips, list_models, load_chip, 
 from accelsim.spec.chip import SERVING_DTYPES, WHAT_IF_KEYS
 
 DTYPES = SERVING_DTYPES
-FIDELITIES = ("analytical", "roofline")
+FIDELITIES = FIDELITY_CHOICES  # the --fidelity choices and default of every command
 TP_CHOICES = (1, 2, 4, 8, 16, 32, 64)  # the TP dropdown's values besides "auto"
 SCALE_RANGE = (0.25, 4.0)  # what-if multipliers the sliders offer (and the only ones accepted)
 PUE_RANGE = (1.0, 3.0)
@@ -39,7 +40,7 @@ class Controls:
     chip: str = "mtia-450"
     model: str = "llama4-maverick"
     dtype: str = "fp8"
-    fidelity: str = "analytical"
+    fidelity: str = DEFAULT_FIDELITY
     tp: int | None = None  # chips per replica; None: best per-chip throughput over TP_CHOICES
     batch: int | None = None  # sequences per replica (ranking: samples per chip); None: best
     mem_bw: float = 1.0

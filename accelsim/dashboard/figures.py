@@ -53,6 +53,10 @@ def fidelity_label(c: Controls) -> str:
     eff = efficiency(c.fidelity)
     if c.fidelity == "roofline":
         return "fidelity: roofline (datasheet peaks, no efficiency losses)"
+    if c.fidelity == "calibrated":  # the chip's own: calibrated on a measured chip, projected elsewhere
+        from accelsim.perf import fidelity_on
+
+        return f"fidelity: {fidelity_on(eff, [what_if_chip(c)])} (shipped kernel profiles)"
     return f"fidelity: {eff.fidelity} (software stack {getattr(eff, 'name', '?')})"
 
 

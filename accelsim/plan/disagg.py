@@ -19,7 +19,7 @@ from accelsim.disagg import DisaggPrediction, Pool, Stage, decode_stages, kv_lin
 from accelsim.errors import UserError
 from accelsim.graph import Precision
 from accelsim.modes import PLAIN, Modes
-from accelsim.perf import Efficiency
+from accelsim.perf import Efficiency, fidelity_on
 from accelsim.spec.chip import Chip
 from accelsim.spec.deployment import rack_defaults, value
 from accelsim.spec.model import LLM
@@ -56,7 +56,8 @@ def plan_disagg(prefill_chip: Chip, decode_chip: Chip, model: LLM, *, demand_tok
     d = _fewest(decode_chip, decode_stages(decode_chip, model, prec, eff, input_len, output_len, modes, None,
                                            max_tpot, attention_dp), need, "decode")
     link = kv_link(p, d, model, prec, modes.prompt_len(input_len), eff)
-    r = DisaggPrediction(model, p, d, link, input_len, output_len, modes, str(eff.fidelity))
+    r = DisaggPrediction(model, p, d, link, input_len, output_len, modes,
+                         str(fidelity_on(eff, [prefill_chip, decode_chip])))
     pue_v = value("site", "pue").value if pue is None else pue
     served = demand_tokens_per_s / output_len  # the pools run at the demand, not at capacity
     it_w = (p.chips * p.power_w(served / p.rate_req_s) + d.chips * d.power_w(served / d.rate_req_s))

@@ -14,6 +14,7 @@ from typing import Any
 from accelsim import args as A
 from accelsim import validate as V
 from accelsim.args import Once
+from accelsim.efficiency import DEFAULT_FIDELITY, FIDELITY_CHOICES
 from accelsim.errors import UserError
 from accelsim.serve.bounds import MAX_SEQS, MAX_TRAINING_EVENTS
 from accelsim.spec.chip import SERVING_DTYPES
@@ -103,7 +104,8 @@ def register(sub: Any) -> None:
     o.add_argument("--force", action="store_true",
                    help="run even when the expected requests, time-series bins or failures exceed the limits "
                         "of accelsim.serve.bounds (memory and time)")
-    o.add_argument("--fidelity", choices=("analytical", "roofline"), default="analytical")
+    o.add_argument("--fidelity", choices=FIDELITY_CHOICES, default=DEFAULT_FIDELITY,
+                   help=f"how operator efficiency is obtained (default {DEFAULT_FIDELITY}; as predict)")
     o.add_argument("--stack", default=None, type=V.name, help="software stack from accelsim/data/stacks.toml")
     o.add_argument("--calibration", default=None, type=V.input_file, help="calibration profile → fidelity calibrated")
     o.add_argument("--json", action="store_true")

@@ -22,7 +22,7 @@ from accelsim.errors import UserError
 from accelsim.graph import Parallel, Precision
 from accelsim.memory import ranking_weight_bytes_per_chip
 from accelsim.modes import Modes, parse_spec_decode
-from accelsim.perf import Efficiency
+from accelsim.perf import Efficiency, fidelity_on
 from accelsim.power import energy_report
 from accelsim.serve.config import SimConfig
 from accelsim.serve.disagg import DecodeReplica, KVHandoff
@@ -283,14 +283,15 @@ def simulate(cfg: SimConfig, eff: Efficiency | None = None,
     s = rec.summary(horizon, cfg.slo_ttft_s, cfg.slo_tpot_s, rk.slo_s if rk else math.nan)
     deployed = [(chip, g.replicas * g.chips_per_replica) for g, chip, _, _, _ in llm_groups]
     deployed += [(chip, rg.replicas * rg.chips) for rg, chip, _ in rk_groups]
-    s["energy"] = energy_report(deployed, s["mean_power_w"], s["throughput_tokens_per_s"], str(eff.fidelity))
+    fid = str(fidelity_on(eff, [chip for chip, _ in deployed]))  # calibrated only if every chip is
+    s["energy"] = energy_report(deployed, s["mean_power_w"], s["throughput_tokens_per_s"], fid)
     s.update({
         "chips": chips_total, "replicas": len(replicas) + sum(rg.replicas for rg, _, _ in rk_groups),
         "groups": [_describe(g, blocks) for g, _, _, blocks, _ in llm_groups]
         + [{"hw": rg.hw, "ranking_model": rk.model, "replicas": rg.replicas, "chips_per_replica": rg.chips,
             "max_batch_requests": svc.per_batch, "placement": svc.placement} for rg, _, svc in rk_groups],
         "router": cfg.router, "seed": seed, "failures": cfg.failures.source,
-        "fidelity": str(eff.fidelity),
+        "fidelity": fid,
         "assumed_hw_values": {c.name: c.assumed_keys for c in [x[1] for x in llm_groups] + [x[1] for x in rk_groups]},
         "assumptions": _assumptions(cfg),
         "simulated_steps": sum(r.step_no for r in replicas),

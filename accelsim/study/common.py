@@ -92,10 +92,10 @@ class Params:
         return [load_model(n) for n in self.list(key)]
 
     def efficiency(self) -> Efficiency:
-        from accelsim.efficiency import efficiency_from_args
+        from accelsim.efficiency import DEFAULT_FIDELITY, efficiency_from_args
 
         cal = self.p.get("calibration") or None
-        return efficiency_from_args(self.str("fidelity", "analytical"), self.p.get("stack") or None, cal)
+        return efficiency_from_args(self.str("fidelity", DEFAULT_FIDELITY), self.p.get("stack") or None, cal)
 
 
 def sort_chips(chips: Sequence[Chip]) -> list[Chip]:

@@ -112,15 +112,16 @@ needs_profiles = pytest.mark.skipif(not HAVE, reason="hwmodels/calibrated profil
 
 
 @needs_profiles
-def test_default_efficiency_is_calibrated_on_measured_chips_and_projected_elsewhere():
-    cal = efficiency_from_args(chip=H100)
+def test_calibrated_efficiency_is_calibrated_on_measured_chips_and_projected_elsewhere():
+    assert efficiency_from_args(chip=H100).fidelity == Fidelity.ANALYTICAL  # the default: the fitted stack
+    cal = efficiency_from_args("calibrated", chip=H100)
     assert cal.fidelity == Fidelity.CALIBRATED and cal.band_for("gemm") > 0
-    mtia = efficiency_from_args(chip=load_chip("mtia-450"))
+    mtia = efficiency_from_args("calibrated", chip=load_chip("mtia-450"))
     proj = shipped.shipped_profile(shipped.PROJECTED)
     assert mtia.fidelity == Fidelity.PROJECTED
     assert mtia.band_for("gemm") == pytest.approx(proj.band_log["gemm"])  # the leave-one-chip-out band
     assert proj.band_log["gemm"] > 0 and "leave-one-chip-out" in proj.provenance["band"]
-    what_if = efficiency_from_args(chip=H100.scaled(mem_bw=2.0))
+    what_if = efficiency_from_args("calibrated", chip=H100.scaled(mem_bw=2.0))
     assert what_if.fidelity == Fidelity.PROJECTED  # a variant of a measured chip is not that chip
     assert efficiency_from_args("analytical", chip=H100).fidelity == Fidelity.ANALYTICAL
     assert isinstance(efficiency_from_args("roofline", chip=H100), Roofline)
@@ -131,9 +132,9 @@ def test_sweep_efficiency_resolves_each_chip():
     chips = [H100, load_chip("mtia-450")]
     hw = HwVec.from_chips(chips)
     ops = [O.gemm("g", m, 8192, 8192, dtype="bf16", a_bytes=2, w_bytes=2, out_bytes=2) for m in (8, 512)]
-    both = cost(ops, hw, efficiency_from_args()).total_s
+    both = cost(ops, hw, efficiency_from_args("calibrated")).total_s
     for i, chip in enumerate(chips):
-        one = cost(ops, HwVec.from_chips([chip]), efficiency_from_args(chip=chip)).total_s
+        one = cost(ops, HwVec.from_chips([chip]), efficiency_from_args("calibrated", chip=chip)).total_s
         assert float(both[i]) == pytest.approx(float(one[0]), rel=1e-12)
 
 
@@ -144,12 +145,12 @@ def test_prediction_carries_fidelity_and_band(capsys):
 
     kw = dict(chips=8, dtype="fp8", input_len=1000, output_len=1000)
     for chip, fid in ((H100, "calibrated"), (load_chip("mtia-450"), "projected")):
-        r = predict_with_band(chip, load_model("llama3-70b"), efficiency_from_args(chip=chip), **kw)
+        r = predict_with_band(chip, load_model("llama3-70b"), efficiency_from_args("calibrated", chip=chip), **kw)
         assert r["fidelity"] == fid
         assert r["throughput_tokens_per_s_low"] <= r["throughput_tokens_per_s"] <= r["throughput_tokens_per_s_high"]
         assert r["throughput_tokens_per_s_low"] < r["throughput_tokens_per_s_high"]
     assert main(["predict", "--hw", "mtia-450", "--model", "llama3-70b", "--chips", "8", "--dtype", "fp8",
-                 "--json"]) == 0
+                 "--fidelity", "calibrated", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["fidelity"] == "projected" and out["band_half_width_ln"]["gemm"] > 0
 
