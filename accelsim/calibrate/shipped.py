@@ -1,4 +1,5 @@
-"""The calibrated profiles shipped in `hwmodels/calibrated/` and the efficiency a chip gets by default.
+"""The calibrated profiles shipped in `hwmodels/calibrated/` and the efficiency a chip gets under
+`--fidelity calibrated` (not the default: `accelsim.efficiency.DEFAULT_FIDELITY`).
 
   <chip>_<framework>.json.gz   fitted on that chip's own measured kernels (held-out band):
                                fidelity `calibrated` on that chip
@@ -54,7 +55,7 @@ def shipped_profile(name: str, framework: str = DEFAULT_FRAMEWORK) -> Profile | 
 
 
 def for_chip(chip: Chip | str, base: Efficiency, framework: str = DEFAULT_FRAMEWORK) -> CalibratedEfficiency | None:
-    """The default efficiency of one chip: its own profile (calibrated) when it has one and is not a
+    """The calibrated efficiency of one chip: its own profile (calibrated) when it has one and is not a
     what-if variant; otherwise the projection profile (projected, with its leave-one-chip-out band).
     A what-if variant of a measured chip keeps its own curves but is labelled projected with the
     projection band. None when no profile ships at all."""
@@ -74,7 +75,7 @@ def for_chip(chip: Chip | str, base: Efficiency, framework: str = DEFAULT_FRAMEW
 
 @dataclass(frozen=True)
 class ShippedEfficiency:
-    """The default efficiency for arrays of chips (sweeps): each chip of `hw` gets `for_chip`'s
+    """The calibrated efficiency for arrays of chips (sweeps): each chip of `hw` gets `for_chip`'s
     efficiency (calibrated on measured chips, projected elsewhere); `fidelity` is the least grounded
     of the two (projected) unless resolved to one chip with `resolve`."""
 
