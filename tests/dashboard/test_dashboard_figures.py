@@ -199,3 +199,13 @@ def test_disaggregated_cards_are_the_split_search() -> None:
     assert cards["disaggregated per chip"].startswith(f"{d.rate_per_chip:,.0f} tokens/s")
     assert "disaggregated" not in dict(render({}).summary)
     assert any("decode chip" in m for m in render({"decode_chip": "nope"}).messages)
+
+
+def test_calibrated_fidelity_labels_each_chip() -> None:
+    """The dashboard offers the shared --fidelity choices; under calibrated a measured GPU says calibrated,
+    a chip without measurements projected (its own label, not the sweep's least grounded)."""
+    from accelsim.dashboard.page import render
+
+    assert "calibrated" in str(render({"chip": "h100-sxm", "model": "llama3-8b", "fidelity": "calibrated"}))
+    mtia = str(render({"chip": "mtia-450", "model": "llama3-8b", "fidelity": "calibrated"}))
+    assert "projected" in mtia and "fidelity: calibrated" not in mtia
