@@ -63,7 +63,8 @@ def evaluate(p: Params) -> list[dict[str, Any]]:
             continue
         rows.append(_row(label(chip), "aggregated", [(chip, n)], r.throughput, r.power_w * n, pue, site_w,
                          {"layout": f"tp={r.layout.tp} ep={r.layout.ep} pp={r.layout.pp}", "batch": r.batch,
-                          "ttft_s": r.ttft_s, "tpot_s": r.tpot_s, "bottleneck": "", "note": ""}))
+                          "ttft_s": r.ttft_s, "tpot_s": r.tpot_s, "bottleneck": "", "note": "",
+                          "fidelity": str(r.fidelity)}))
     for pair in p.p.get("pairs", []):
         if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, str) for x in pair)):
             raise UserError(f"study disagg_codesign: 'pairs' must be [prefill, decode] chip names, got {pair!r}")
@@ -79,9 +80,10 @@ def evaluate(p: Params) -> list[dict[str, Any]]:
         rows.append(_row(name, "disaggregated", mix, d.throughput, d.total_power_w, pue, site_w, {
             "layout": f"{d.prefill.chips} prefill (tp={dd['prefill']['tp']}) + {d.decode.chips} decode "
                       f"(tp={dd['decode']['tp']})", "batch": d.decode.stage.batch, "ttft_s": dd["ttft_s"],
-            "tpot_s": dd["tpot_s"], "bottleneck": d.bottleneck, "kv_fabric": d.link.fabric, "note": ""}))
-    for r in rows:
-        r.update(model=model.name, fidelity=str(eff.fidelity))
+            "tpot_s": dd["tpot_s"], "bottleneck": d.bottleneck, "kv_fabric": d.link.fabric, "note": "",
+            "fidelity": d.fidelity}))
+    for r in rows:  # each row's own (calibrated on a measured chip, projected elsewhere); failed rows: eff's
+        r.update(model=model.name, fidelity=r.get("fidelity", str(eff.fidelity)))
     return rows
 
 

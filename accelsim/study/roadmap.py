@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from accelsim.errors import UserError
-from accelsim.perf import BOUNDS
+from accelsim.perf import BOUNDS, fidelity_on
 from accelsim.predict import LLMPrediction
 from accelsim.report import Report
 from accelsim.search import query, search
@@ -53,7 +53,8 @@ def evaluate(chips: list[Chip], models: list[Model], p: Params, executor: Execut
         for chip, r in zip(chips, search(chips, q, executor=executor, label=model.name)):
             u = _unit(model)
             row: dict[str, Any] = {"chip": chip.name, "label": label(chip), "year": chip.availability_year,
-                                   "model": model.name, "unit": u, "dtype": q.dtype, "fidelity": str(eff.fidelity)}
+                                   "model": model.name, "unit": u, "dtype": q.dtype,
+                                   "fidelity": str(fidelity_on(eff, [chip]))}
             if isinstance(r, UserError):
                 row["note"] = str(r)
                 rows.append(row)
