@@ -111,14 +111,14 @@ def embedding_vs_cpu() -> list[dict]:
 
 def dlrm_v2_vs_mlperf() -> list[dict]:
     """Each MLPerf row, predicted with the analytical stack (predict's default) and with
-    `--fidelity calibrated` (shipped calibrated GEMM curves: calibrated on measured chips, projected on others; embedding
-    bags fall back to the analytical gather model, which no profile measures)."""
+    `--fidelity calibrated` (shipped calibrated GEMM curves: calibrated on measured chips, projected on others;
+    embedding bags fall back to the analytical gather model, which no profile measures)."""
     model = load_model("dlrm-v2")
     out = []
     with open(MLPERF_FILE, newline="", encoding="utf-8") as fh:
         ref = [r for r in csv.DictReader(fh) if r["accelerator"] in CHIPS]
-    for (name, eff), r in ((e, r) for e in (("analytical", load_stack()), ("calibrated", efficiency_from_args("calibrated")))
-                           for r in ref):
+    effs = (("analytical", load_stack()), ("calibrated", efficiency_from_args("calibrated")))
+    for (name, eff), r in ((e, r) for e in effs for r in ref):
         n = int(r["accelerators"])
         p = predict(load_chip(r["accelerator"]), model, chips=n, eff=eff, dtype="fp8")
         d = p.to_dict()

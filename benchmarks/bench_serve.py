@@ -23,13 +23,12 @@ import time
 
 import numpy as np
 
-from accelsim.graph import Parallel
+from accelsim.graph import Parallel, Precision
 from accelsim.io import write_csv
 from accelsim.perf import HwVec
 from accelsim.predict import llm_metrics
 from accelsim.serve.cluster import simulate
 from accelsim.serve.config import ReplicaGroup, SimConfig, Traffic
-from accelsim.graph import Precision
 from accelsim.spec import load_chip, load_model
 from accelsim.stacks import load_stack
 
