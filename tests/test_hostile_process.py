@@ -36,7 +36,7 @@ def test_interrupt_leaves_no_partial_output(tmp_path: Path) -> None:
     """Ctrl-C during a simulation that writes --out: exit 130, one line, and no output file."""
     out = tmp_path / "run"
     p = subprocess.Popen([sys.executable, "-m", "accelsim", "simulate", "--hw", "h100-sxm", "--model", "llama3-8b",
-                          "--chips", "1", "--arrival-rate", "50", "--duration", "2h", "--out", str(out), "--json"],
+                          "--chips", "1", "--arrival-rate", "50", "--duration", "24h", "--out", str(out), "--json"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(4)  # imports done, simulating
     p.send_signal(signal.SIGINT)

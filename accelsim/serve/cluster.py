@@ -124,13 +124,30 @@ class SimResult:
     replicas: list[LLMReplica]
 
     def write(self, out_dir: str | os.PathLike[str]) -> list[str]:
-        """summary.json, requests.csv, timeseries.csv under `out_dir` (each written atomically)."""
+        """summary.json, requests.csv, timeseries.csv under `out_dir`, all or none: they are written
+        into a temporary directory beside it, then renamed into place (the whole directory when
+        `out_dir` does not exist yet), so an interrupt never leaves some of them behind."""
+        import shutil
+        import tempfile
+
         from accelsim.io import write_json
 
-        paths = self.recorder.write(out_dir)
-        path = os.path.join(out_dir, "summary.json")
-        write_json(path, self.summary)
-        return [path, *paths]
+        target = os.path.abspath(out_dir)
+        parent = os.path.dirname(target)
+        os.makedirs(parent, exist_ok=True)
+        tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.", dir=parent)
+        try:
+            names = [os.path.basename(p) for p in self.recorder.write(tmp)]
+            write_json(os.path.join(tmp, "summary.json"), self.summary)
+            names = ["summary.json", *names]
+            if not os.path.exists(target):
+                os.rename(tmp, target)
+            else:
+                for name in names:
+                    os.replace(os.path.join(tmp, name), os.path.join(target, name))
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return [os.path.join(out_dir, name) for name in names]
 
 
 class _Fleet:

@@ -44,6 +44,32 @@ def test_simulate_json_and_out_files(capsys, tmp_path) -> None:
     assert json.loads((tmp_path / "summary.json").read_text())["requests_completed"] == s["requests_completed"]
 
 
+def test_out_is_all_or_nothing_when_interrupted_mid_write(capsys, tmp_path, monkeypatch) -> None:
+    """An interrupt after requests.csv is written but before timeseries.csv leaves no --out directory
+    and no temporary one; into an existing directory, its earlier files are left as they were."""
+    from accelsim.serve import recorder
+
+    real = recorder.csv.DictWriter
+
+    def broken(*a, **k):  # the timeseries writer: requests.csv is already on disk by now
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(recorder.csv, "DictWriter", broken)
+    out = tmp_path / "run"
+    assert main([*BASE, "--json", "--out", str(out)]) == 130
+    assert list(tmp_path.iterdir()) == []
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "requests.csv").write_text("earlier run\n")
+    assert main([*BASE, "--json", "--out", str(old)]) == 130
+    assert [f.name for f in old.iterdir()] == ["requests.csv"] and (old / "requests.csv").read_text() == "earlier run\n"
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["old"]
+    monkeypatch.setattr(recorder.csv, "DictWriter", real)
+    assert main([*BASE, "--json", "--out", str(out)]) == 0
+    assert sorted(f.name for f in out.iterdir()) == ["requests.csv", "summary.json", "timeseries.csv"]
+    capsys.readouterr()
+
+
 def test_same_seed_same_result_different_seed_different(capsys) -> None:
     a = _json(capsys, [*BASE, "--json", "--seed", "7", "--failures", "default"])
     b = _json(capsys, [*BASE, "--json", "--seed", "7", "--failures", "default"])
