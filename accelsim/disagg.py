@@ -32,7 +32,7 @@ from accelsim.graph import Parallel, Precision, llm_ops, sampler_ops
 from accelsim.memory import kv_bytes_per_seq, plan_llm
 from accelsim.modes import PLAIN, Modes, decode_step, draft_weight_bytes_per_chip, prefill_shape, vision_cost
 from accelsim.perf import Cost, Efficiency, HwVec, cost, engine_term, fidelity_on
-from accelsim.power import chip_power_w
+from accelsim.power import chip_power_w, working_power_w
 from accelsim.predict import CHUNK_TOKENS, MAX_BATCH, batch_candidates
 from accelsim.spec.chip import Chip
 from accelsim.spec.model import LLM
@@ -176,11 +176,8 @@ class DisaggPrediction:
 def _power(c: Cost, hw: HwVec, dtype: str, wall_s: Any = None) -> np.ndarray:
     """Power while a stage runs back to back, by predict.llm_metrics' rule: utilisations over the
     kernels' working time (compute- and memory-bound), duty = that time / the step's wall time."""
-    work = np.maximum(c.compute_s + c.memory_s, 1e-30)
-    u_c = np.clip(c.flops / (hw.peak[dtype] * work), 0, 1)
-    u_m = np.clip(c.bytes / (hw.mem_bw * work), 0, 1)
-    duty = work / np.maximum(c.total_s if wall_s is None else wall_s, 1e-30)
-    return chip_power_w(hw.idle_w, hw.tdp_w, u_c, u_m, duty)
+    return working_power_w(hw.idle_w, hw.tdp_w, hw.peak[dtype], hw.mem_bw, c.flops, c.bytes, c.compute_s + c.memory_s,
+                           c.total_s if wall_s is None else wall_s)
 
 
 def _default_dtype(model: LLM) -> str:

@@ -55,6 +55,17 @@ def chip_power_w(idle_w: ArrayLike, tdp_w: ArrayLike, u_compute: ArrayLike, u_me
     return idle + (tdp - idle) * (w_floor + (1 - w_floor) * d * activity(u_compute, u_memory, **weights))
 
 
+def working_power_w(idle_w: ArrayLike, tdp_w: ArrayLike, peak_flops: ArrayLike, mem_bw: ArrayLike,
+                    flops: ArrayLike, nbytes: ArrayLike, busy_s: ArrayLike, wall_s: ArrayLike) -> np.ndarray:
+    """Average power of a chip whose kernels do `flops` and move `nbytes` in `busy_s` working seconds
+    (compute- and memory-bound kernel time) of a `wall_s` step: utilisations over the working time,
+    duty = busy / wall, so launch gaps, collective and host waits draw the floor."""
+    busy = np.maximum(np.asarray(busy_s, dtype=np.float64), 1e-30)
+    u_c = np.clip(np.asarray(flops) / (np.asarray(peak_flops) * busy), 0, 1)
+    u_m = np.clip(np.asarray(nbytes) / (np.asarray(mem_bw) * busy), 0, 1)
+    return chip_power_w(idle_w, tdp_w, u_c, u_m, busy / np.maximum(wall_s, 1e-30))
+
+
 def energy_j(power_w: ArrayLike, time_s: ArrayLike) -> np.ndarray:
     """Energy of drawing `power_w` for `time_s` (the one place power becomes energy)."""
     return np.asarray(power_w, dtype=np.float64) * np.asarray(time_s, dtype=np.float64)

@@ -29,7 +29,7 @@ from accelsim.memory import kv_bytes_per_seq, plan_llm, ranking_capacity_check
 from accelsim.modes import PLAIN, Modes, decode_step, vision_cost
 from accelsim.ops import Op, OpKind
 from accelsim.perf import Cost, Efficiency, HwVec, cost, engine_term
-from accelsim.power import chip_power_w
+from accelsim.power import chip_power_w, working_power_w
 from accelsim.predict import ranking_metrics
 from accelsim.ranking import parse_placement
 from accelsim.spec.chip import Chip
@@ -49,11 +49,8 @@ def _energy(c: Cost, hw: HwVec, dtype: str, time_s: np.ndarray, mean: Cost | Non
     rank's (`mean`, for expert parallelism; else `c`) compute- and memory-bound time works at its
     utilisations; launch gaps, collective waits and waiting for the busiest rank draw the floor."""
     m = c if mean is None else mean
-    work = np.maximum(m.compute_s + m.memory_s, 1e-30)
-    u_c = np.clip(m.flops / (hw.peak[dtype] * work), 0, 1)
-    u_m = np.clip(m.bytes / (hw.mem_bw * work), 0, 1)
-    duty = np.minimum(work / np.maximum(c.total_s, 1e-30), 1.0)
-    return chip_power_w(hw.idle_w, hw.tdp_w, u_c, u_m, duty) * time_s
+    return working_power_w(hw.idle_w, hw.tdp_w, hw.peak[dtype], hw.mem_bw, m.flops, m.bytes, m.compute_s + m.memory_s,
+                           c.total_s) * time_s
 
 
 def _bracket(grid: list[float], x: float) -> tuple[int, float]:
