@@ -59,6 +59,13 @@ FIRST = 64
 BUDGET = 256  # the default budget of a non-exhaustive run (strategies.default_budget's cap)
 
 
+# provenance of the fitted factors, written beside them in accelsim/tune/data/costmodel-params.json
+FACTORS_NOTE = ("costmodel factors (a, b, c, d, e) per GPU generation fitted on AIConfigurator measured fused-MoE "
+                "latencies: hwmodels/measured/aiconfigurator/{h100_sxm,h200_sxm,b200_sxm}_vllm_moe.csv.gz "
+                "(aiconfigurator-core 0.12.0, Apache-2.0; framework vllm, tables 0.24.0 on H100/H200 and 0.22.0 "
+                "on B200; Triton fused-MoE kernels, balanced routing)")
+
+
 def _wheel_dirs(path: Path, package: str, tmp: Path) -> list[tuple[Path, str]]:
     """Config folders (and a source label) from a wheel, extracted to tmp; only the config files."""
     version = re.match(rf"{package}-([^-]+)-", path.name)
@@ -295,8 +302,7 @@ def main(argv: list[str] | None = None) -> int:
                          for r in summary if r["device"] == "all" and "model_median_pct" in r},
             **{k: v for k, v in full.provenance.items()}}
         doc = {"ranker": full.to_json(), "factors": fit_all or {},
-               "factors_note": "costmodel factors (a, b, c, d, e) per GPU generation fitted on AIConfigurator "
-                               "measured fused-MoE latencies (aiconfigurator-core, Apache-2.0)"}
+               "factors_note": FACTORS_NOTE}
         write_json(R.DEFAULT_PARAMS, doc)
         print(f"wrote {R.DEFAULT_PARAMS}")
     return 0
