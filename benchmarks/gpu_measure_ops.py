@@ -61,6 +61,7 @@ class Bench:
         self.torch, self.smoke = torch, smoke
         self.dev = torch.device("cpu" if smoke else "cuda")
         self.rows: list[dict] = []
+        self._graphs: list = []
         from accelsim import measurements as MS
 
         self.MS = MS
@@ -82,6 +83,31 @@ class Bench:
 
         q = triton.testing.do_bench(fn, warmup=10, rep=40, quantiles=[0.5, 0.2, 0.8])
         return q[0] / 1e3, q[1] / 1e3, q[2] / 1e3
+
+    def graph(self, fn, calls: int = 10):
+        """A CUDA graph of `calls` back-to-back calls of fn (warmed on a side stream); returns its replay.
+        On the CPU smoke run, a plain loop."""
+        if self.smoke:
+            return lambda: [fn() for _ in range(calls)]
+        torch = self.torch
+        s = torch.cuda.Stream()
+        s.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(s):
+            fn()
+        torch.cuda.current_stream().wait_stream(s)
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g):
+            for _ in range(calls):
+                fn()
+        self._graphs.append(g)
+        return g.replay
+
+    def time_graph(self, fn, calls: int = 10) -> tuple[float, float, float]:
+        """(median, p20, p80) seconds per call, timing a CUDA graph of `calls` back-to-back calls
+        (no L2 flush between them, no host launch cost)."""
+        t = self.time(self.graph(fn, calls))
+        self._graphs.clear()
+        return t[0] / calls, t[1] / calls, t[2] / calls
 
     def add(self, op: str, name: str, dtype: str, shape: dict, t: tuple, *, flops: float, nbytes: float,
             config: dict | None = None) -> None:
@@ -188,7 +214,18 @@ def torch_arange(like, lo: int, hi: int):
     return torch.arange(lo, hi, device=like.device)
 
 
+MOE_CONFIGS = [  # candidates besides the resolved config: shapes of vLLM's shipped H100/H200 winners
+    {"BLOCK_SIZE_M": 16, "BLOCK_SIZE_N": 64, "BLOCK_SIZE_K": 128, "GROUP_SIZE_M": 1, "num_warps": 4, "num_stages": 3},
+    {"BLOCK_SIZE_M": 16, "BLOCK_SIZE_N": 128, "BLOCK_SIZE_K": 128, "GROUP_SIZE_M": 1, "num_warps": 4, "num_stages": 3},
+    {"BLOCK_SIZE_M": 64, "BLOCK_SIZE_N": 128, "BLOCK_SIZE_K": 64, "GROUP_SIZE_M": 1, "num_warps": 4, "num_stages": 4},
+    {"BLOCK_SIZE_M": 64, "BLOCK_SIZE_N": 256, "BLOCK_SIZE_K": 64, "GROUP_SIZE_M": 16, "num_warps": 8, "num_stages": 3},
+    {"BLOCK_SIZE_M": 128, "BLOCK_SIZE_N": 256, "BLOCK_SIZE_K": 64, "GROUP_SIZE_M": 32, "num_warps": 8, "num_stages": 4},
+]
+
+
 def moe(b: Bench) -> None:
+    """accelsim's Triton fused MoE: each candidate config timed as one CUDA graph of 10 calls (as
+    serving engines replay decode steps); the eager time beside it shows the host-side cost."""
     torch = b.torch
     from kernels.moe import fused_moe
     from kernels.moe.config import resolve_config
@@ -202,162 +239,182 @@ def moe(b: Bench) -> None:
         for m in ([4] if b.smoke else MOE_M):
             x = torch.randn(m, h, device=b.dev, dtype=dt)
             logits = torch.randn(m, e, device=b.dev, dtype=torch.float32)
-            cfg, src = resolve_config(m, e, i, h, top_k, dt, b.dev)
-            run = lambda: fused_moe(x, w1, w2, logits, top_k, config=cfg, impl="triton")
-            out = run()
+            cfg0, src = resolve_config(m, e, i, h, top_k, dt, b.dev)
+            cands = [(cfg0, src)] + [(c, "candidate") for c in ([] if b.smoke else MOE_CONFIGS) if c != cfg0]
             wts, ids = topk_route(logits[:8], top_k, True)  # tokens are independent: check the first 8
-            err = rel_err(out[:8], fused_moe_ref(x[:8].float(), w1.float(), w2.float(), wts, ids))
-            if err > 3e-2:
-                raise RuntimeError(f"fused_moe E={e} H={h} I={i} M={m}: rel err {err:.1e}")
-            flops = 2.0 * m * top_k * 3 * h * i
-            hit = e * (1 - (1 - min(top_k, e) / e) ** m)
-            b.add("fused_moe", "triton_fused_moe", "bf16",
-                  {"E": e, "H": h, "I": i, "top_k": top_k, "M": m, "tp": 1, "ep": 1, "routing": "balanced"},
-                  b.time(run), flops=flops, nbytes=2.0 * hit * 3 * h * i + 4.0 * m * h,
-                  config={"kernel_source": f"accelsim_triton_fused_moe ({src})", **cfg})
+            ref8 = fused_moe_ref(x[:8].float(), w1.float(), w2.float(), wts, ids)
+            for cfg, source in cands:
+                run = lambda: fused_moe(x, w1, w2, logits, top_k, config=cfg, impl="triton")
+                try:
+                    err = rel_err(run()[:8], ref8)
+                except Exception as exc:  # a config the kernel cannot run (resources): skip it
+                    print(f"  moe config {cfg}: {type(exc).__name__}", flush=True)
+                    continue
+                if err > 3e-2:
+                    raise RuntimeError(f"fused_moe E={e} H={h} I={i} M={m} {cfg}: rel err {err:.1e}")
+                eager = b.time(run)[0]
+                flops = 2.0 * m * top_k * 3 * h * i
+                hit = e * (1 - (1 - min(top_k, e) / e) ** m)
+                b.add("fused_moe", "triton_fused_moe", "bf16",
+                      {"E": e, "H": h, "I": i, "top_k": top_k, "M": m, "tp": 1, "ep": 1, "routing": "balanced"},
+                      b.time_graph(run), flops=flops, nbytes=2.0 * hit * 3 * h * i + 4.0 * m * h,
+                      config={"kernel_source": f"accelsim_triton_fused_moe ({source}); cuda graph",
+                              "eager_median_us": round(eager * 1e6, 2), **cfg})
 
 
-def layer(b: Bench) -> list[dict]:
-    """Llama-3-8B-shaped decoder stack: one CUDA graph of all layers vs the sum of each kernel alone."""
-    torch = b.torch
-    F = torch.nn.functional
-    smoke = b.smoke
-    dt = torch.float32 if smoke else torch.bfloat16
-    hid, inter, h, kvh, hd, nl = (256, 512, 4, 2, 64, 2) if smoke else (4096, 14336, 32, 8, 128, 32)
-    dev = b.dev
-    ws = [dict(qkv=torch.randn((h + 2 * kvh) * hd, hid, device=dev, dtype=dt) / math.sqrt(hid),
-               o=torch.randn(hid, h * hd, device=dev, dtype=dt) / math.sqrt(h * hd),
-               gu=torch.randn(2 * inter, hid, device=dev, dtype=dt) / math.sqrt(hid),
-               d=torch.randn(hid, inter, device=dev, dtype=dt) / math.sqrt(inter),
-               n1=torch.ones(hid, device=dev, dtype=dt), n2=torch.ones(hid, device=dev, dtype=dt))
-          for _ in range(nl)]
-    out = []
-    for phase, batch, seq, ctx in (("decode", 64, 1, 1024), ("decode", 128, 1, 2048), ("prefill", 1, 2048, 2048),
-                                   ("prefill", 4, 1024, 1024)):
-        if smoke:
-            batch, seq, ctx = 2, min(seq, 8), min(ctx, 16)
-        tokens = batch * seq
-        kc = [torch.randn(batch, kvh, ctx, hd, device=dev, dtype=dt) for _ in range(nl)]
-        vc = [torch.randn(batch, kvh, ctx, hd, device=dev, dtype=dt) for _ in range(nl)]
-        x0 = torch.randn(tokens, hid, device=dev, dtype=dt)
+class PowerSampler:
+    """nvidia-smi board power, SM clock and temperature every 100 ms in a background thread."""
 
-        def norm(x, w):
-            return F.rms_norm(x, (x.shape[-1],), w, 1e-5)
+    def __init__(self):
+        self.samples: list[tuple[float, float, float, float]] = []
+        self._stop = threading.Event()
+        self._th = threading.Thread(target=self._run, daemon=True)
+        self._th.start()
 
-        def attn(q, li):
-            qh = q.view(batch, seq, h, hd).transpose(1, 2)
-            if phase == "decode":
-                o = F.scaled_dot_product_attention(qh, kc[li], vc[li], enable_gqa=True)
-            else:
-                o = F.scaled_dot_product_attention(qh, kc[li], vc[li], is_causal=True, enable_gqa=True)
-            return o.transpose(1, 2).reshape(tokens, h * hd)
-
-        def forward(x):
-            for li, w in enumerate(ws):
-                a = norm(x, w["n1"]) @ w["qkv"].T
-                x = x + attn(a[:, : h * hd], li) @ w["o"].T
-                g, u = (norm(x, w["n2"]) @ w["gu"].T).chunk(2, dim=-1)
-                x = x + (F.silu(g) * u) @ w["d"].T
-            return x
-
-        # pieces timed alone (one layer's kernels; the stack has nl of each)
-        w = ws[0]
-        xa = torch.randn(tokens, hid, device=dev, dtype=dt)
-        qkv = torch.randn(tokens, (h + 2 * kvh) * hd, device=dev, dtype=dt)
-        ao = torch.randn(tokens, h * hd, device=dev, dtype=dt)
-        gu = torch.randn(tokens, 2 * inter, device=dev, dtype=dt)
-        act = torch.randn(tokens, inter, device=dev, dtype=dt)
-        pieces = {"norm": lambda: norm(xa, w["n1"]), "qkv_gemm": lambda: xa @ w["qkv"].T,
-                  "attention": lambda: attn(qkv[:, : h * hd], 0), "o_gemm": lambda: ao @ w["o"].T,
-                  "residual_add": lambda: xa + xa, "gate_up_gemm": lambda: xa @ w["gu"].T,
-                  "silu_mul": lambda: F.silu(gu[:, :inter]) * gu[:, inter:], "down_gemm": lambda: act @ w["d"].T}
-        per = {k: b.time(f)[0] for k, f in pieces.items()}
-        counts = {"norm": 2, "residual_add": 2}
-        summed = nl * sum(t * counts.get(k, 1) for k, t in per.items())
-        if smoke:
-            t0 = time.perf_counter()
-            forward(x0)
-            whole = time.perf_counter() - t0
-        else:
-            s = torch.cuda.Stream()
-            s.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(s):
-                forward(x0)
-            torch.cuda.current_stream().wait_stream(s)
-            g = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(g):
-                forward(x0)
-            whole = b.time(g.replay)[0]
-        row = {"phase": phase, "batch": batch, "seq": seq, "context": ctx, "layers": nl, "hidden": hid,
-               "graph_s": whole, "sum_isolated_s": summed, "graph_over_sum": whole / summed,
-               **{f"{k}_s": v for k, v in per.items()}, "device": b.prov["device"], "torch": b.prov["torch_version"],
-               "tool": TOOL, "date_utc": b.prov["date_utc"]}
-        out.append(row)
-        print(f"layer {phase:7s} b={batch:4d} seq={seq:5d} ctx={ctx:5d}: graph {whole * 1e3:8.3f} ms  "
-              f"sum {summed * 1e3:8.3f} ms  ratio {whole / summed:.3f}", flush=True)
-    return out
-
-
-def power(b: Bench) -> list[dict]:
-    """Board power per load phase: nvidia-smi samples every 100 ms while each load loops."""
-    torch = b.torch
-    if b.smoke:
-        return []
-    samples: list[tuple[float, float, float, float]] = []
-    stop = threading.Event()
-
-    def sample():
+    def _run(self):
         p = subprocess.Popen(["nvidia-smi", "--query-gpu=power.draw,clocks.sm,temperature.gpu",
                               "--format=csv,noheader,nounits", "-lms", "100"], stdout=subprocess.PIPE, text=True)
         for line in p.stdout:
             with contextlib.suppress(ValueError):
                 pw, clk, temp = (float(v) for v in line.split(","))
-                samples.append((time.time(), pw, clk, temp))
-            if stop.is_set():
+                self.samples.append((time.time(), pw, clk, temp))
+            if self._stop.is_set():
                 break
         p.kill()
 
-    th = threading.Thread(target=sample, daemon=True)
-    th.start()
-    a = torch.randn(8192, 8192, device=b.dev, dtype=torch.bfloat16)
-    src = torch.randn(2 * 1024**3 // 2, device=b.dev, dtype=torch.bfloat16)
-    dst = torch.empty_like(src)
-    wv = torch.randn(28672, 8192, device=b.dev, dtype=torch.bfloat16)
-    xv = torch.randn(8, 8192, device=b.dev, dtype=torch.bfloat16)
-    loads = {"idle": (None, 0.0, 0.0),
-             "gemm_bf16_8192": (lambda: a @ a, 2.0 * 8192**3, 3 * 2.0 * 8192**2),
-             "copy_2GB": (lambda: dst.copy_(src), 0.0, 2.0 * src.numel() * 2),
-             "gemv_m8_28672x8192": (lambda: xv @ wv.T, 2.0 * 8 * 28672 * 8192, 2.0 * 28672 * 8192)}
-    out = []
-    for name, (fn, flops, nbytes) in loads.items():
+    def stop(self):
+        self._stop.set()
+
+    def phase(self, b: Bench, name: str, fn, flops: float, nbytes: float, seconds: float = 8.0) -> dict:
+        """Loop fn (None = idle) for `seconds`; mean power over the window after a 2 s ramp."""
+        torch = b.torch
         torch.cuda.synchronize()
         t0, calls = time.time(), 0
         if fn is None:
-            time.sleep(6.0)
+            time.sleep(seconds)
         else:
-            while time.time() - t0 < 8.0:
-                for _ in range(20):
+            while time.time() - t0 < seconds:
+                for _ in range(10):
                     fn()
-                calls += 20
+                calls += 10
                 torch.cuda.synchronize()
         t1 = time.time()
-        window = [s for s in samples if t0 + 2.0 <= s[0] <= t1]  # skip the ramp
-        dur = t1 - t0
-        out.append({"phase": name, "seconds": dur, "samples": len(window),
-                    "power_w_mean": sum(s[1] for s in window) / max(len(window), 1),
-                    "power_w_max": max((s[1] for s in window), default=float("nan")),
-                    "sm_clock_mhz_mean": sum(s[2] for s in window) / max(len(window), 1),
-                    "temp_c_end": window[-1][3] if window else float("nan"),
-                    "achieved_tflops": flops * calls / dur / 1e12, "achieved_tb_s": nbytes * calls / dur / 1e12,
-                    "power_limit_w": _smi("power.limit"), "device": b.prov["device"], "tool": TOOL,
-                    "date_utc": b.prov["date_utc"]})
-        r = out[-1]
-        print(f"power {name:22s} {r['power_w_mean']:6.0f} W (max {r['power_w_max']:4.0f}, n={r['samples']}) "
+        window = [s for s in self.samples if t0 + 2.0 <= s[0] <= t1]
+        n, dur = max(len(window), 1), t1 - t0
+        r = {"phase": name, "seconds": dur, "samples": len(window),
+             "power_w_mean": sum(s[1] for s in window) / n, "power_w_max": max((s[1] for s in window), default=0.0),
+             "sm_clock_mhz_mean": sum(s[2] for s in window) / n, "temp_c_end": window[-1][3] if window else 0.0,
+             "calls_per_s": calls / dur, "achieved_tflops": flops * calls / dur / 1e12,
+             "achieved_tb_s": nbytes * calls / dur / 1e12, "power_limit_w": _smi("power.limit"),
+             "device": b.prov["device"], "tool": TOOL, "date_utc": b.prov["date_utc"]}
+        print(f"power {name:28s} {r['power_w_mean']:6.0f} W (max {r['power_w_max']:4.0f}, n={r['samples']}) "
               f"SM {r['sm_clock_mhz_mean']:5.0f} MHz  {r['achieved_tflops']:6.1f} TFLOP/s  "
-              f"{r['achieved_tb_s']:5.2f} TB/s",
-              flush=True)
-    stop.set()
-    return out
+              f"{r['achieved_tb_s']:5.2f} TB/s", flush=True)
+        return r
+
+
+# decoder stacks: name, hidden, intermediate, heads, kv heads per GPU, layers (Llama 3 8B; 70B at TP2, half its layers)
+STACKS = [("llama3-8b-tp1", 4096, 14336, 32, 8, 32), ("llama3-70b-tp2-40l", 8192, 14336, 32, 4, 40)]
+STACK_PHASES = [("decode", 1, 1, 1024), ("decode", 16, 1, 1024), ("decode", 64, 1, 1024), ("decode", 256, 1, 1024),
+                ("prefill", 1, 512, 512), ("prefill", 1, 2048, 2048), ("prefill", 1, 8192, 8192)]
+POWER_PHASES = {("llama3-8b-tp1", "decode", 64), ("llama3-8b-tp1", "prefill", 1)}
+
+
+def layer(b: Bench, sampler: PowerSampler | None) -> tuple[list[dict], list[dict]]:
+    """Decoder stacks (distinct weights per layer) as one CUDA graph vs the sum of each kernel alone,
+    the pieces timed both as CUDA graphs of back-to-back calls and by do_bench (L2 flushed)."""
+    torch = b.torch
+    F = torch.nn.functional
+    smoke = b.smoke
+    dt = torch.float32 if smoke else torch.bfloat16
+    dev, hd = b.dev, (64 if smoke else 128)
+    out, pw = [], []
+    for stack, hid, inter, h, kvh, nl in ([("smoke", 256, 512, 4, 2, 2)] if smoke else STACKS):
+        ws = [dict(qkv=torch.randn((h + 2 * kvh) * hd, hid, device=dev, dtype=dt) / math.sqrt(hid),
+                   o=torch.randn(hid, h * hd, device=dev, dtype=dt) / math.sqrt(h * hd),
+                   gu=torch.randn(2 * inter, hid, device=dev, dtype=dt) / math.sqrt(hid),
+                   d=torch.randn(hid, inter, device=dev, dtype=dt) / math.sqrt(inter),
+                   n1=torch.ones(hid, device=dev, dtype=dt), n2=torch.ones(hid, device=dev, dtype=dt))
+              for _ in range(nl)]
+        for phase, batch, seq, ctx in STACK_PHASES[::3] if smoke else STACK_PHASES:
+            if smoke:
+                batch, seq, ctx = 2, min(seq, 8), min(ctx, 16)
+            tokens = batch * seq
+            kc = [torch.randn(batch, kvh, ctx, hd, device=dev, dtype=dt) for _ in range(nl)]
+            vc = [torch.randn(batch, kvh, ctx, hd, device=dev, dtype=dt) for _ in range(nl)]
+            x0 = torch.randn(tokens, hid, device=dev, dtype=dt)
+
+            def norm(x, w):
+                return F.rms_norm(x, (x.shape[-1],), w, 1e-5)
+
+            def attn(q, li):
+                qh = q.view(batch, seq, h, hd).transpose(1, 2)
+                o = F.scaled_dot_product_attention(qh, kc[li], vc[li], is_causal=phase == "prefill", enable_gqa=True)
+                return o.transpose(1, 2).reshape(tokens, h * hd)
+
+            def forward(x):
+                for li, w in enumerate(ws):
+                    a = norm(x, w["n1"]) @ w["qkv"].T
+                    x = x + attn(a[:, : h * hd], li) @ w["o"].T
+                    g, u = (norm(x, w["n2"]) @ w["gu"].T).chunk(2, dim=-1)
+                    x = x + (F.silu(g) * u) @ w["d"].T
+                return x
+
+            w = ws[0]
+            xa = torch.randn(tokens, hid, device=dev, dtype=dt)
+            qkv = torch.randn(tokens, (h + 2 * kvh) * hd, device=dev, dtype=dt)
+            ao = torch.randn(tokens, h * hd, device=dev, dtype=dt)
+            gu = torch.randn(tokens, 2 * inter, device=dev, dtype=dt)
+            act = torch.randn(tokens, inter, device=dev, dtype=dt)
+            pieces = {"norm": lambda: norm(xa, w["n1"]), "qkv_gemm": lambda: xa @ w["qkv"].T,
+                      "attention": lambda: attn(qkv[:, : h * hd], 0), "o_gemm": lambda: ao @ w["o"].T,
+                      "residual_add": lambda: xa + xa, "gate_up_gemm": lambda: xa @ w["gu"].T,
+                      "silu_mul": lambda: F.silu(gu[:, :inter]) * gu[:, inter:],
+                      "down_gemm": lambda: act @ w["d"].T}
+            counts = {"norm": 2, "residual_add": 2}
+            per = {k: b.time(f)[0] for k, f in pieces.items()}
+            per_g = {k: b.time_graph(f)[0] for k, f in pieces.items()}
+            summed = nl * sum(t * counts.get(k, 1) for k, t in per.items())
+            summed_g = nl * sum(t * counts.get(k, 1) for k, t in per_g.items())
+            graph = b.graph(lambda: forward(x0), calls=1)
+            whole = b.time(graph)[0]
+            row = {"stack": stack, "phase": phase, "batch": batch, "seq": seq, "context": ctx, "layers": nl,
+                   "hidden": hid, "intermediate": inter, "heads": h, "kv_heads": kvh, "head_dim": hd,
+                   "graph_s": whole, "sum_dobench_s": summed, "sum_graphed_s": summed_g,
+                   "graph_over_sum_dobench": whole / summed, "graph_over_sum_graphed": whole / summed_g,
+                   **{f"{k}_dobench_s": v for k, v in per.items()}, **{f"{k}_graphed_s": v for k, v in per_g.items()},
+                   "device": b.prov["device"], "torch": b.prov["torch_version"], "tool": TOOL,
+                   "date_utc": b.prov["date_utc"]}
+            out.append(row)
+            print(f"stack {stack:20s} {phase:7s} b={batch:4d} seq={seq:5d} ctx={ctx:5d}: graph {whole * 1e3:8.3f} ms"
+                  f"  sum(do_bench) {summed * 1e3:8.3f}  sum(graphed) {summed_g * 1e3:8.3f}"
+                  f"  ratios {whole / summed:.3f} {whole / summed_g:.3f}", flush=True)
+            if sampler is not None and (stack, phase, batch) in POWER_PHASES:
+                fl = 2.0 * tokens * nl * hid * ((h + 2 * kvh) * hd + h * hd + 3 * inter)
+                pw.append(sampler.phase(b, f"{stack}_{phase}_b{batch}_s{seq}", graph, fl, 0.0))
+            kc = vc = graph = None  # free this phase's KV cache before the next one
+            if not smoke:
+                torch.cuda.empty_cache()
+        ws = None
+    return out, pw
+
+
+def power(b: Bench, sampler: PowerSampler) -> list[dict]:
+    """Board power idle and under sustained compute-bound, memory-bound and GEMV load."""
+    torch = b.torch
+    a = torch.randn(8192, 8192, device=b.dev, dtype=torch.bfloat16)
+    src = torch.randn(1024**3, device=b.dev, dtype=torch.bfloat16)
+    dst = torch.empty_like(src)
+    wv = torch.randn(28672, 8192, device=b.dev, dtype=torch.bfloat16)
+    xv = torch.randn(8, 8192, device=b.dev, dtype=torch.bfloat16)
+    a2 = torch.randn(2048, 2048, device=b.dev, dtype=torch.bfloat16)
+    loads = {"idle": (None, 0.0, 0.0),
+             "gemm_bf16_8192": (lambda: a @ a, 2.0 * 8192**3, 3 * 2.0 * 8192**2),
+             "gemm_bf16_2048": (lambda: a2 @ a2, 2.0 * 2048**3, 3 * 2.0 * 2048**2),
+             "copy_2GB": (lambda: dst.copy_(src), 0.0, 2.0 * src.numel() * 2),
+             "gemv_m8_28672x8192": (lambda: xv @ wv.T, 2.0 * 8 * 28672 * 8192, 2.0 * 28672 * 8192)}
+    return [sampler.phase(b, name, fn, fl, nb, seconds=6.0 if fn is None else 8.0)
+            for name, (fn, fl, nb) in loads.items()]
 
 
 def write_dicts(path: Path, rows: list[dict]) -> None:
@@ -395,13 +452,22 @@ def main(argv: list[str] | None = None) -> int:
                 status = 1
             print(f"{part}: {len(b.rows)} rows so far, {time.time() - t0:.0f} s", flush=True)
             b.MS.write(out / "ops.csv", b.rows)
-    for part, fn in (("layer", layer), ("power", power)):
-        if part in parts:
-            try:
-                write_dicts(out / f"{part}.csv", fn(b))
-            except Exception as exc:
-                print(f"{part}: FAILED {type(exc).__name__}: {exc}", flush=True)
-                status = 1
+    sampler = None if args.smoke or "power" not in parts else PowerSampler()
+    pw: list[dict] = []
+    try:
+        if sampler is not None:
+            pw += power(b, sampler)
+        if "layer" in parts:
+            rows, stack_pw = layer(b, sampler)
+            write_dicts(out / "layer.csv", rows)
+            pw += stack_pw
+    except Exception as exc:
+        print(f"layer/power: FAILED {type(exc).__name__}: {exc}", flush=True)
+        status = 1
+    finally:
+        write_dicts(out / "power.csv", pw)
+        if sampler is not None:
+            sampler.stop()
     return status
 
 
