@@ -14,7 +14,7 @@ FILES = sorted([*ROOT.glob("hwmodels/*.toml"), *ROOT.glob("workloads/*.toml"), *
 # what an openable citation looks like: a domain, an owner/repo:path, a paper id, a known public document
 OPENABLE = re.compile(r"[a-z0-9-]+\.(com|org|io|net|dev|de|cz|app|blog|co|cn|news|ai|gov)\b|[\w.-]+/[\w.-]+:[\w/.-]+|"
                       r"arXiv|HF config|mlcommons|aiconfigurator|DeepRecSys|llama-models|TensorRT-LLM|"
-                      r"datasheet|whitepaper|Meta, '|ISCA|fitted|accelsim\.")
+                      r"datasheet|whitepaper|Meta, '|ISCA|fitted|accelsim\.|benchmarks/reference/")
 
 
 def _texts(node, key=""):
