@@ -13,7 +13,7 @@ H200, 2026-11-30): nothing here is fitted to these measurements.
 4. power: accelsim.power.chip_power_w at each phase's measured utilisations vs measured board power
    (weights fitted on H100 vLLM runs: a held-out chip), and the SM clock each phase sustained.
 
-Writes benchmarks/results/h200_measured_{ops,ops_rows,moe,stacks,power}.csv.
+Writes benchmarks/results/h200_measured_{ops,ops_rows,moe,stacks,stacks_summary,power}.csv.
 
   python benchmarks/bench_h200_measured.py [--out-dir DIR] [--ops CSV] [--stacks CSV] [--power CSV] [--vllm-moe CSV]
 """
@@ -295,7 +295,9 @@ def _f(x: float | None, fmt: str = "6.1f") -> str:
 def print_tables(t: dict[str, list[dict[str, Any]]]) -> None:
     print("1. operators measured >= 20 us on the H200 (engine rows: fastest kernel per shape; fp8 GEMM alone).")
     print("   Kernels: torch cuBLAS GEMM, torch SDPA attention, accelsim's Triton fused MoE; the calibrated")
-    print("   profiles were fitted on TensorRT-LLM / vLLM kernels (AIConfigurator), not these.")
+    print("   profiles were fitted on TensorRT-LLM / vLLM kernels (AIConfigurator), not these. The vllm profile's")
+    print("   fp8 GEMM includes vLLM's separate activation-quantize kernel; torch's fp8 rows time the GEMM alone.")
+    print("   error = predicted / measured - 1, in %: median |error| (median signed) p90 |error|")
     print(f"   {'class':20s} {'n':>3s} | " + " | ".join(f"{k:^19s}" for k in MODELS))
     print(f"   {'':20s} {'':3s} | " + " | ".join(f"{'med  (sign)   p90':>19s}" for _ in MODELS))
     by = {(r["class"], r["model"]): r for r in t["ops"]}
@@ -375,7 +377,8 @@ def main(argv: list[str] | None = None) -> int:
                             ".json.gz, accelsim.power"}
     out.mkdir(parents=True, exist_ok=True)
     files = {"h200_measured_ops.csv": t["ops"], "h200_measured_ops_rows.csv": t["ops_rows"],
-             "h200_measured_moe.csv": t["moe"], "h200_measured_stacks.csv": t["stacks"] + t["stack_summary"],
+             "h200_measured_moe.csv": t["moe"], "h200_measured_stacks.csv": t["stacks"],
+             "h200_measured_stacks_summary.csv": t["stack_summary"],
              "h200_measured_power.csv": t["power"]}
     for name, rows in files.items():
         write_csv(out / name, [{**r, **prov} for r in rows])

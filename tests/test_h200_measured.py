@@ -156,7 +156,7 @@ def test_benchmark_tables_cover_every_class_row_and_phase(bench, ops):
 
 def test_benchmark_main_writes_its_csvs_and_refuses_bad_input(bench, tmp_path, capsys):
     assert bench.main(["--out-dir", str(tmp_path)]) == 0
-    for name in ("ops", "ops_rows", "moe", "stacks", "power"):
+    for name in ("ops", "ops_rows", "moe", "stacks", "stacks_summary", "power"):
         rows = _csv(tmp_path / f"h200_measured_{name}.csv")
         assert rows and rows[0]["measured"] and rows[0]["predicted_by"]
     bad = tmp_path / "bad"
