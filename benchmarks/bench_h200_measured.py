@@ -141,7 +141,9 @@ def moe_compare(op_rows: list[dict[str, Any]], vllm_rows: list[dict[str, Any]]) 
     for r in vllm_rows:
         s = r["shape"]
         if r["dtype"] == "bf16" and s.get("routing", "balanced") == "balanced" and s["ep"] == 1:
-            theirs[(s["E"], s["H"], s["I"], s["top_k"], s["tp"], s["M"])] = r
+            key = (s["E"], s["H"], s["I"], s["top_k"], s["tp"], s["M"])
+            if key not in theirs or float(r["median_s"]) < float(theirs[key]["median_s"]):
+                theirs[key] = r  # vLLM's fastest kernel for the shape
     out = []
     for (e, h, i, k, m), cands in sorted(ours.items()):
         best = min(cands, key=lambda r: float(r["median_s"]))
