@@ -87,6 +87,20 @@ def clock_fraction_at_cap(idle_w: ArrayLike, tdp_w: ArrayLike, cap_w: ArrayLike,
     return np.minimum(1.0, (np.minimum(cap, tdp) - idle) / (tdp - idle)) ** (1.0 / exponent)
 
 
+def sustained_clock_fraction(u_compute: ArrayLike, u_memory: ArrayLike, exponent: float) -> np.ndarray:
+    """Clock fraction s in (0, 1] a chip holds while it runs work at these utilisations (of its full-clock
+    peaks) for longer than its power management's window: the activity model above, unclipped, asks for
+    idle + (TDP - idle) * D with D = W_FLOOR + (1 - W_FLOOR) * (W_BUSY + W_COMPUTE u_c + W_MEMORY u_m); when
+    D > 1 the chip lowers its clock until it draws TDP, s = (1 / D) ** (1 / exponent) (the DVFS law of
+    `clock_fraction_at_cap`). Memory-bound work (D <= 1) keeps its clock.
+
+    Seen on one H200 (benchmarks/reference/h200_power_2026-11-30.csv): sustained bf16 GEMMs and long
+    prefills held 1,480-1,580 MHz at 690 W against 1,980 MHz at short bursts; memory-bound copies,
+    GEMVs and decode steps kept 1,980 MHz below TDP."""
+    demand = W_FLOOR + (1 - W_FLOOR) * (W_BUSY + W_COMPUTE * np.asarray(u_compute) + W_MEMORY * np.asarray(u_memory))
+    return np.minimum(1.0, 1.0 / np.maximum(demand, 1e-30)) ** (1.0 / exponent)
+
+
 def capped_chip(chip: Chip, cap_w: float, exponent: float) -> Chip:
     """The chip under a power cap: every FLOP rate x s (`clock_fraction_at_cap`), TDP -> cap.
 

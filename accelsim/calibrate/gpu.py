@@ -4,10 +4,16 @@ serving path uses, held out by weight shape; and projection to chips that were n
 Rows (accelsim measurement schema, e.g. from `accelsim import aiconfigurator`) become *engine rows*:
   - only real devices (`data.require_real_device`): synthetic and replayed rows never calibrate;
   - an fp8 GEMM pays its activation quantize where the engine runs one as its own kernel
-    (`quantize_with_gemm`: vLLM's per-tensor fp8 linear; the measured `quantize_scale_matrix` time at
-    the same m, k is added, since accelsim.graph lowers an fp8 linear layer to the GEMM alone);
-    TensorRT-LLM fuses the quantize into the RMSNorm / activation kernel before the GEMM, so there
-    the GEMM is taken alone;
+    (`quantize_with_gemm`: vLLM's per-tensor fp8 linear), and not where the engine fuses it into the
+    RMSNorm / activation kernel before the GEMM (TensorRT-LLM). AIConfigurator times the whole fp8
+    linear module, quantize included (`row_has_quantize`): on one H200, its per-tensor fp8 GEMMs
+    exceed cuBLAS fp8 GEMMs of the same shapes by about its own measured quantize time (compute_scale
+    + scale_matrix; 30 shapes, hwmodels/measured/nvidia-h200_gpu-measure-ops_2026-11-30.csv). So an
+    AIConfigurator row is taken as is where the engine pays the quantize and less its measured
+    quantize where the engine fuses it; a row timing the GEMM alone gets the quantize added where the
+    engine pays it;
+  - collectives: the engine's own all-reduce table where it has one (TensorRT-LLM's custom all-reduce,
+    2.3x slower than nccl-tests' back-to-back NCCL at 8 MB on 8 H100s), NCCL's rows elsewhere;
   - per shape, the fastest measured kernel (the engine picks its best kernel per shape); block-scaled
     fp8 only where per-tensor fp8 was not measured (accelsim's fp8 is per-tensor, as Llama-style FP8
     checkpoints are);
@@ -43,6 +49,7 @@ from accelsim.spec.chip import Chip
 
 BALANCED = "balanced"
 QUANTIZE = "quantize_scale_matrix"
+QUANTIZE_PARTS = ("quantize_compute_scale", QUANTIZE)  # dynamic per-tensor quantize: find the scale, then scale
 TRAIN_CAP = 3000  # training points per (class, dtype) curve: the residual smoother is O(n^2)
 EVAL_CAP = 1500  # held-out rows evaluated per (chip, class)
 SMALL_OP_S = 20e-6  # the issue's accuracy targets apply to ops of at least this measured time
@@ -88,19 +95,33 @@ def quantize_with_gemm(framework: str) -> bool:
     return framework != "trtllm"
 
 
+def row_has_quantize(row: Mapping[str, Any]) -> bool:
+    """Whether a per-tensor fp8 GEMM row's time includes the activation quantize: AIConfigurator's
+    rows time the engine's whole fp8 linear module (module docstring); other tools time the GEMM."""
+    return (str(row.get("tool", "")).startswith("aiconfigurator-core") and row["op"] == "gemm"
+            and row["dtype"] in ("fp8", "fp4") and not str(row["name"]).endswith("_block"))
+
+
 def engine_rows(rows: Sequence[Mapping[str, Any]], *, add_quantize: bool = True) -> list[dict[str, Any]]:
-    """Rows as the engine runs them (module docstring): real devices only, fp8 GEMM + quantize
-    (when `add_quantize`), per-tensor fp8 first, fastest kernel per shape. Input rows are not modified."""
+    """Rows as the engine runs them (module docstring): real devices only, fp8 GEMM with its
+    activation quantize when `add_quantize` (the engine runs it as a kernel of its own) and without it
+    otherwise, per-tensor fp8 first, the engine's own collectives before NCCL's, fastest kernel per
+    shape. Input rows are not modified."""
     require_real_device(rows)
-    quant: dict[tuple[str, int, int], float] = {}
+    quant: dict[tuple[str, int, int], dict[str, float]] = {}
     for r in rows:
-        if r["name"] == QUANTIZE:
-            key = (str(r["device"]), int(r["shape"]["m"]), int(r["shape"]["k"]))
-            quant[key] = min(quant.get(key, np.inf), float(r["median_s"]))
+        if r["name"] in QUANTIZE_PARTS:
+            parts = quant.setdefault((str(r["device"]), int(r["shape"]["m"]), int(r["shape"]["k"])), {})
+            parts[r["name"]] = min(parts.get(r["name"], np.inf), float(r["median_s"]))
     # per-tensor fp8 is what accelsim's fp8 means: where a device measured it for an op, that op's
     # block-scaled rows are left out (vLLM's block kernels have 180-350 us slow paths at small shapes)
     per_tensor = {(str(r["device"]), str(r["op"])) for r in rows
                   if r["dtype"] == "fp8" and not str(r["name"]).endswith("_block")}
+    # the engine's own collective kernels, where measured: TensorRT-LLM runs its custom all-reduce for
+    # tensor-parallel layers (as AIConfigurator's own TensorRT-LLM model does); nccl-tests rows, timed
+    # back to back with all ranks in step, are kept only for (op, group size) the engine's table lacks
+    own_coll = {(str(r["device"]), str(r["op"]), r["shape"].get("group")) for r in rows
+                if r["op"] in O.COLLECTIVES and not str(r["name"]).endswith("_nccl")}
     best: dict[str, dict[str, Any]] = {}
     rank: dict[str, tuple[bool, float]] = {}
     for r in rows:
@@ -108,12 +129,20 @@ def engine_rows(rows: Sequence[Mapping[str, Any]], *, add_quantize: bool = True)
         block = str(r["name"]).endswith("_block")
         if block and (str(r["device"]), str(r["op"])) in per_tensor:
             continue
-        if add_quantize and r["op"] == "gemm" and r["dtype"] in ("fp8", "fp4"):
-            q = quant.get((str(r["device"]), int(r["shape"]["m"]), int(r["shape"]["k"])))
-            if q is None:
-                continue  # the engine's cost of this fp8 layer is not known without its quantize
-            r["median_s"] = float(r["median_s"]) + q
-            r["name"] = "gemm_quantized"
+        if str(r["name"]).endswith("_nccl") and (str(r["device"]), str(r["op"]), r["shape"].get("group")) in own_coll:
+            continue
+        if r["op"] == "gemm" and r["dtype"] in ("fp8", "fp4") and not block:
+            has = row_has_quantize(r)
+            if has != add_quantize:
+                parts = quant.get((str(r["device"]), int(r["shape"]["m"]), int(r["shape"]["k"])), {})
+                if QUANTIZE not in parts:
+                    continue  # the engine's cost of this fp8 layer is not known without its quantize
+                q = sum(parts.values()) if has else parts[QUANTIZE]
+                t = float(r["median_s"]) + (-q if has else q)
+                if has and t < 0.5 * float(r["median_s"]):
+                    continue  # the quantize cannot be most of a linear layer's time: rows disagree
+                r["median_s"] = t
+            r["name"] = "gemm_quantized" if add_quantize else "gemm_fp8"
         key = "|".join((str(r["device"]), str(r["op"]), str(r["dtype"]), json.dumps(r["shape"], sort_keys=True)))
         if key not in best or (block, r["median_s"]) < rank[key]:
             best[key], rank[key] = r, (block, r["median_s"])

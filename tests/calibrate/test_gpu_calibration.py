@@ -95,13 +95,33 @@ def test_engine_rows_quantize_format_preference_and_fastest_kernel():
     op = O.gemm("g", 64, 4096, 4096, dtype="fp8", a_bytes=2, w_bytes=1, out_bytes=2)
     shape = {"m": 64, "n": 4096, "k": 4096}
     q = O.elementwise("q", 64 * 4096, dtype="bf16", bytes_per_elem=3)
+    qshape = {"m": 64, "k": 4096, "elems": 64 * 4096, "bytes_per_elem": 3}
     rows = [_gpu_row(op, shape, 20e-6, "gemm_fp8"), _gpu_row(op, shape, 15e-6, "gemm_fp8_block"),
-            _gpu_row(op, shape, 18e-6, "gemm_fp8"),
-            _gpu_row(q, {"m": 64, "k": 4096, "elems": 64 * 4096, "bytes_per_elem": 3}, 4e-6, G.QUANTIZE)]
+            _gpu_row(op, shape, 18e-6, "gemm_fp8"), _gpu_row(q, qshape, 4e-6, G.QUANTIZE),
+            _gpu_row(q, qshape, 3e-6, "quantize_compute_scale")]
+    # rows timing the GEMM alone: the engine that runs the quantize as its own kernel pays its scaling pass
     with_q = {r["op"]: r for r in G.engine_rows(rows, add_quantize=True)}
     assert with_q["gemm"]["median_s"] == pytest.approx(22e-6)  # per-tensor fp8 (fastest 18 us) + its quantize
     fused = {r["op"]: r for r in G.engine_rows(rows, add_quantize=False)}
     assert fused["gemm"]["median_s"] == pytest.approx(18e-6)
+    # AIConfigurator times the whole fp8 linear module, quantize included: taken as is where the engine
+    # pays the quantize, less the measured quantize (compute_scale + scale_matrix) where it fuses it
+    aic = [dict(r, tool="aiconfigurator-core 0.12.0 (Apache-2.0); system h100_sxm") for r in rows]
+    assert {r["op"]: r for r in G.engine_rows(aic, add_quantize=True)}["gemm"]["median_s"] == pytest.approx(18e-6)
+    assert {r["op"]: r for r in G.engine_rows(aic, add_quantize=False)}["gemm"]["median_s"] == pytest.approx(11e-6)
+    assert G.row_has_quantize(aic[0]) and not G.row_has_quantize(aic[1]) and not G.row_has_quantize(rows[0])
+
+
+def test_engine_rows_prefer_the_engines_own_all_reduce_over_nccl():
+    rows = []
+    for name, t in (("all_reduce_nccl", 35e-6), ("all_reduce_trtllm", 79e-6)):
+        for group in (4, 8):
+            op = O.all_reduce("ar", 8 * 2**20, group, dtype="bf16")
+            rows.append(_gpu_row(op, {"bytes": 8 * 2**20, "group": group}, t, name))
+    rows.append(_gpu_row(O.all_reduce("ar", 8 * 2**20, 2, dtype="bf16"), {"bytes": 8 * 2**20, "group": 2}, 20e-6,
+                         "all_reduce_nccl"))  # a group size the engine's table lacks: NCCL's row stays
+    kept = {(r["shape"]["group"], r["name"]): r["median_s"] for r in G.engine_rows(rows)}
+    assert kept == {(4, "all_reduce_trtllm"): 79e-6, (8, "all_reduce_trtllm"): 79e-6, (2, "all_reduce_nccl"): 20e-6}
 
 
 # ---- the shipped profiles --------------------------------------------------------------------
