@@ -58,18 +58,19 @@ def for_chip(chip: Chip | str, base: Efficiency, framework: str = DEFAULT_FRAMEW
     """The calibrated efficiency of one chip: its own profile (calibrated) when it has one and is not a
     what-if variant; otherwise the projection profile (projected, with its leave-one-chip-out band).
     A what-if variant of a measured chip keeps its own curves but is labelled projected with the
-    projection band. None when no profile ships at all."""
+    projection band. None when no profile ships at all. Serving predictions: the kernels run sustained
+    (`CalibratedEfficiency.sustained`), not in the database's short bursts."""
     name = chip if isinstance(chip, str) else chip.name
     what_if = bool(getattr(chip, "what_if", None))
     own = shipped_profile(name, framework)
     proj = shipped_profile(PROJECTED, framework)
     if own is not None and not what_if:
-        return CalibratedEfficiency(own, base, fidelity=Fidelity.CALIBRATED)
+        return CalibratedEfficiency(own, base, fidelity=Fidelity.CALIBRATED, sustained=True)
     if own is not None and proj is not None:
         banded = Profile(own.chip, own.curves, proj.band_log, own.held_out, own.provenance, own.path, own.chips)
-        return CalibratedEfficiency(banded, base, fidelity=Fidelity.PROJECTED)
+        return CalibratedEfficiency(banded, base, fidelity=Fidelity.PROJECTED, sustained=True)
     if proj is not None:
-        return CalibratedEfficiency(proj, base, fidelity=Fidelity.PROJECTED)
+        return CalibratedEfficiency(proj, base, fidelity=Fidelity.PROJECTED, sustained=True)
     return None
 
 
