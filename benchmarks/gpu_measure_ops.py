@@ -417,6 +417,92 @@ def power(b: Bench, sampler: PowerSampler) -> list[dict]:
             for name, (fn, fl, nb) in loads.items()]
 
 
+def sustained(b: Bench, sampler: PowerSampler | None) -> list[dict]:
+    """Each kernel timed twice, back to back both times: a short burst of 10 calls after 1.5 s idle (what
+    an op database times) and looped for 5 s (what a serving engine does), with the SM clock and board power over the
+    loop's last 3 s: how far power-capped clocks slow sustained work (`power.sustained_clock_fraction`)."""
+    torch = b.torch
+    F = torch.nn.functional
+    dt = torch.float32 if b.smoke else torch.bfloat16
+    dev = b.dev
+    out = []
+    gemm_shapes = [(64, 64, 64)] if b.smoke else [
+        (8192, 8192, 8192), (16384, 16384, 2048), (8192, 28672, 4096), (4096, 28672, 4096), (2048, 28672, 4096),
+        (1024, 28672, 4096), (512, 28672, 4096), (256, 28672, 4096), (8192, 4096, 14336), (4096, 4096, 4096),
+        (2048, 6144, 4096), (64, 28672, 4096), (8, 28672, 8192)]
+    loads = []
+    for m, n, k in gemm_shapes:
+        x = torch.randn(m, k, device=dev, dtype=dt)
+        w = torch.randn(n, k, device=dev, dtype=dt)
+        loads.append((f"gemm_bf16_{m}x{n}x{k}", "gemm", "bf16", (lambda x=x, w=w: x @ w.T),
+                      2.0 * m * n * k, 2.0 * (m * k + n * k + m * n)))
+    if not b.smoke and hasattr(torch, "_scaled_mm"):
+        one = torch.ones((), device=dev)
+        for m, n, k in ((8192, 28672, 4096), (2048, 28672, 4096), (8192, 8192, 8192)):
+            x = torch.randn(m, k, device=dev).to(torch.float8_e4m3fn)
+            w = torch.randn(n, k, device=dev).to(torch.float8_e4m3fn)
+            loads.append((f"gemm_fp8_{m}x{n}x{k}", "gemm", "fp8",
+                          (lambda x=x, w=w: torch._scaled_mm(x, w.T, scale_a=one, scale_b=one,
+                                                             out_dtype=torch.bfloat16)),
+                          2.0 * m * n * k, m * k + n * k + 2.0 * m * n))
+    for seq, h, kvh in ([(64, 4, 2)] if b.smoke else [(8192, 32, 8), (2048, 32, 8)]):
+        q = torch.randn(1, h, seq, 128, device=dev, dtype=dt)
+        kk = torch.randn(1, kvh, seq, 128, device=dev, dtype=dt)
+        vv = torch.randn(1, kvh, seq, 128, device=dev, dtype=dt)
+        loads.append((f"attn_prefill_{seq}_{h}h{kvh}kv", "attn_prefill", "bf16",
+                      (lambda q=q, kk=kk, vv=vv: F.scaled_dot_product_attention(q, kk, vv, is_causal=True,
+                                                                               enable_gqa=True)),
+                      2.0 * 2 * h * 128 * seq * seq / 2, 2.0 * seq * 128 * (2 * h + 2 * kvh)))
+    for name, op, dtype, fn, flops, nbytes in loads:
+        fn()
+        if not b.smoke:
+            torch.cuda.synchronize()
+            time.sleep(1.5)
+        burst = _burst(b, fn)
+        t0 = time.time()
+        t_loop, calls, last = 5.0 if not b.smoke else 0.05, 0, None
+        while time.time() - t0 < t_loop:
+            for _ in range(10):
+                fn()
+            calls += 10
+            if not b.smoke:
+                torch.cuda.synchronize()
+            if last is None and time.time() - t0 >= t_loop - 3.0:
+                last = (time.time(), calls)
+        t1 = time.time()
+        if last is None:
+            last = (t0, 0)
+        sus = (t1 - last[0]) / max(calls - last[1], 1)
+        win = [x for x in (sampler.samples if sampler else []) if last[0] <= x[0] <= t1]
+        n = max(len(win), 1)
+        out.append({"kernel": name, "op": op, "dtype": dtype, "flops": flops, "bytes": nbytes, "burst_s": burst,
+                    "sustained_s": sus, "sustained_over_burst": sus / burst,
+                    "sm_clock_mhz": sum(x[2] for x in win) / n, "power_w": sum(x[1] for x in win) / n,
+                    "samples": len(win), "device": b.prov["device"], "torch": b.prov["torch_version"],
+                    "tool": TOOL, "date_utc": b.prov["date_utc"]})
+        r = out[-1]
+        print(f"sustained {name:32s} burst {burst * 1e6:9.1f} us  sustained {sus * 1e6:9.1f} us  "
+              f"ratio {sus / burst:.3f}  SM {r['sm_clock_mhz']:5.0f} MHz  {r['power_w']:5.0f} W", flush=True)
+    return out
+
+
+def _burst(b: Bench, fn, calls: int = 10) -> float:
+    """Seconds per call over `calls` back-to-back calls, timed with CUDA events (host clock on CPU)."""
+    if b.smoke:
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        return (time.perf_counter() - t0) / calls
+    torch = b.torch
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(calls):
+        fn()
+    end.record()
+    end.synchronize()
+    return start.elapsed_time(end) / 1e3 / calls
+
+
 def write_dicts(path: Path, rows: list[dict]) -> None:
     if not rows:
         return
@@ -432,7 +518,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out-dir", required=True)
     ap.add_argument("--smoke", action="store_true", help="CPU, tiny shapes, fp32 (checks the script only)")
-    ap.add_argument("--parts", default="gemm,attention,moe,layer,power")
+    ap.add_argument("--parts", default="gemm,attention,moe,layer,power,sustained")
     args = ap.parse_args(argv)
     if args.smoke:
         os.environ["TRITON_INTERPRET"] = "1"
@@ -452,11 +538,13 @@ def main(argv: list[str] | None = None) -> int:
                 status = 1
             print(f"{part}: {len(b.rows)} rows so far, {time.time() - t0:.0f} s", flush=True)
             b.MS.write(out / "ops.csv", b.rows)
-    sampler = None if args.smoke or "power" not in parts else PowerSampler()
+    sampler = None if args.smoke or not {"power", "sustained"} & set(parts) else PowerSampler()
     pw: list[dict] = []
     try:
-        if sampler is not None:
+        if sampler is not None and "power" in parts:
             pw += power(b, sampler)
+        if "sustained" in parts:
+            write_dicts(out / "sustained.csv", sustained(b, sampler))
         if "layer" in parts:
             rows, stack_pw = layer(b, sampler)
             write_dicts(out / "layer.csv", rows)
