@@ -259,8 +259,11 @@ def op_times(op: Op, hw: HwVec, eff: Efficiency) -> tuple[F, F, F, F]:
 
 
 def cost(ops: Iterable[Op], hw: HwVec, eff: Efficiency) -> Cost:
-    """Sum of `calls x time` over the operators (executed one after another)."""
-    total = comp = mem = comm = over = flops = nbytes = np.zeros(())
+    """Sum of `calls x time` over the operators (executed one after another). An efficiency with
+    `sustained = True` (kernels timed in short bursts, run back to back for minutes) has the step's
+    compute-bound time stretched by the clock the chip holds at these utilisations under its power
+    limit (`power.sustained_clock_fraction`)."""
+    total = comp = mem = comm = over = flops = nbytes = t_peak_c = t_peak_m = np.zeros(())
     for op in ops:
         t_c, t_m, t_net, t_o = op_times(op, hw, eff)
         k = op.calls
@@ -273,4 +276,13 @@ def cost(ops: Iterable[Op], hw: HwVec, eff: Efficiency) -> Cost:
         total = total + k * (roof + t_net + t_o)
         flops = flops + k * op.flops
         nbytes = nbytes + k * op.bytes
+        t_peak_c = t_peak_c + k * op.flops / hw.peak[op.dtype]
+        t_peak_m = t_peak_m + k * op.bytes / hw.mem_bw
+    if getattr(eff, "sustained", False):
+        from accelsim.power import dvfs_exponent, sustained_clock_fraction
+
+        busy = np.maximum(comp + mem, 1e-30)
+        s = sustained_clock_fraction(t_peak_c / busy, t_peak_m / busy, dvfs_exponent())
+        total = total + comp * (1.0 / s - 1.0)
+        comp = comp / s
     return Cost(total, comp, mem, comm, over, flops, nbytes, eff.fidelity)

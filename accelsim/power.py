@@ -25,6 +25,7 @@ their sum is); compute-bound work (u_compute > ~0.4) reaches TDP.
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -99,6 +100,14 @@ def sustained_clock_fraction(u_compute: ArrayLike, u_memory: ArrayLike, exponent
     GEMVs and decode steps kept 1,980 MHz below TDP."""
     demand = W_FLOOR + (1 - W_FLOOR) * (W_BUSY + W_COMPUTE * np.asarray(u_compute) + W_MEMORY * np.asarray(u_memory))
     return np.minimum(1.0, 1.0 / np.maximum(demand, 1e-30)) ** (1.0 / exponent)
+
+
+@functools.cache
+def dvfs_exponent() -> float:
+    """The DVFS exponent k of accelsim/data/deployment.toml (`power_cap.dvfs_exponent`)."""
+    from accelsim.spec.deployment import value
+
+    return float(value("power_cap", "dvfs_exponent").value)
 
 
 def capped_chip(chip: Chip, cap_w: float, exponent: float) -> Chip:

@@ -138,7 +138,8 @@ def bench():
 
 def test_benchmark_tables_cover_every_class_row_and_phase(bench, ops):
     t = bench.run()
-    assert set(t) == {"ops", "ops_rows", "moe", "stacks", "stack_summary", "power"}
+    assert set(t) == {"ops", "ops_rows", "moe", "stacks", "stack_summary", "power", "sustained"}
+    assert {r["role"] for r in t["sustained"]} == {"fit", "held out"}
     classes = {f"{r['op']}:{r['dtype']}" for r in ops}
     assert {(c, m) for c in classes for m in bench.MODELS} == {(r["class"], r["model"]) for r in t["ops"]}
     assert sum(r["n"] for r in t["ops"]) == len(bench.MODELS) * len(t["ops_rows"])
@@ -156,7 +157,7 @@ def test_benchmark_tables_cover_every_class_row_and_phase(bench, ops):
 
 def test_benchmark_main_writes_its_csvs_and_refuses_bad_input(bench, tmp_path, capsys):
     assert bench.main(["--out-dir", str(tmp_path)]) == 0
-    for name in ("ops", "ops_rows", "moe", "stacks", "stacks_summary", "power"):
+    for name in ("ops", "ops_rows", "moe", "stacks", "stacks_summary", "power", "sustained"):
         rows = _csv(tmp_path / f"h200_measured_{name}.csv")
         assert rows and rows[0]["measured"] and rows[0]["predicted_by"]
     bad = tmp_path / "bad"

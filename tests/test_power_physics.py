@@ -169,3 +169,65 @@ def test_shipped_moe_layer_latency_is_the_kernel_data_fit():
     f = fit_moe_layer_latency(root / AIC_MOE, stack)
     assert stack.moe_layer_latency_s == pytest.approx(f["moe_layer_latency_s"], rel=0.02)
     assert f["ln_err_with"] < 0.6 * f["ln_err_without"]  # the fixed part is what the operators miss
+
+
+# ---- sustained work under the power limit ------------------------------------------------------------
+
+SUSTAINED = Path(__file__).resolve().parents[1] / "benchmarks" / "reference" / "h200_sustained_2026-11-30.csv"
+
+
+@given(u_c=U, u_m=U, du=st.floats(0.0, 0.5))
+def test_sustained_clock_fraction_bounds_and_monotone(u_c, u_m, du):
+    from accelsim.power import sustained_clock_fraction
+
+    s = float(sustained_clock_fraction(u_c, u_m, 1.5))
+    assert 0.0 < s <= 1.0
+    assert float(sustained_clock_fraction(min(u_c + du, 1.0), u_m, 1.5)) <= s + 1e-12  # more work, no faster clock
+    # work whose activity stays under TDP keeps its clock
+    assert float(sustained_clock_fraction(0.0, u_m, 1.5)) == 1.0
+
+
+def test_sustained_cost_stretches_only_compute_bound_time():
+    from dataclasses import replace
+
+    from accelsim import ops as O
+    from accelsim.calibrate.profile import CalibratedEfficiency, Profile
+    from accelsim.perf import HwVec, cost
+    from accelsim.power import dvfs_exponent, sustained_clock_fraction
+
+    chip = load_chip("h200-sxm")
+    hw = HwVec.from_chips([chip], shape=(1,))
+    eff = CalibratedEfficiency(Profile(chip, {}, {}, {}, {}), load_stack())  # no curves: the stack's terms
+    big = [O.gemm("g", 8192, 28672, 4096, dtype="bf16", a_bytes=2, w_bytes=2, out_bytes=2)]
+    gemv = [O.gemm("v", 8, 28672, 8192, dtype="bf16", a_bytes=2, w_bytes=2, out_bytes=2)]
+    for ops in (big, gemv):
+        burst, held = cost(ops, hw, eff), cost(ops, hw, replace(eff, sustained=True))
+        f = lambda x: float(np.ravel(x)[0])
+        busy = f(burst.compute_s + burst.memory_s)
+        u_c, u_m = f(ops[0].flops / hw.peak["bf16"]) / busy, f(ops[0].bytes / hw.mem_bw) / busy
+        s = float(sustained_clock_fraction(u_c, u_m, dvfs_exponent()))
+        assert f(held.compute_s) == pytest.approx(f(burst.compute_s) / s)
+        assert f(held.memory_s) == pytest.approx(f(burst.memory_s))  # HBM keeps its own clock
+        assert f(held.flops) == f(burst.flops) and f(held.bytes) == f(burst.bytes)
+        stretch = f(held.total_s) / f(burst.total_s)
+        assert stretch == pytest.approx(1.0) if ops is gemv else stretch > 1.05
+
+
+@pytest.mark.skipif(not SUSTAINED.exists(), reason="measured H200 sustained-load file not present")
+def test_sustained_clock_on_the_kernels_the_exponent_was_not_fitted_on():
+    """The DVFS exponent was fitted on bf16 GEMMs of this run; fp8 GEMMs and attention held out."""
+    import csv
+
+    from accelsim.power import dvfs_exponent, sustained_clock_fraction
+
+    chip = load_chip("h200-sxm")
+    rows = [r for r in csv.DictReader(SUSTAINED.open()) if not (r["op"] == "gemm" and r["dtype"] == "bf16")
+            and float(r["burst_s"]) > 150e-6]
+    assert len(rows) >= 4
+    for r in rows:
+        t = float(r["burst_s"])
+        s = float(sustained_clock_fraction(float(r["flops"]) / (chip.flops(r["dtype"]) * t),
+                                           float(r["bytes"]) / (chip.mem_bw_bytes_per_s * t), dvfs_exponent()))
+        measured = t / float(r["sustained_s"])
+        assert abs(np.log(s / measured)) < 0.06, (r["kernel"], s, measured)
+        assert float(r["power_w"]) > 0.95 * chip.tdp_w  # these ran at the power limit

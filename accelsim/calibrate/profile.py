@@ -12,7 +12,6 @@ efficiencies are capped at 1: no chip beats its own datasheet roofline.
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,7 +26,6 @@ from accelsim.errors import UserError
 from accelsim.io import write_json
 from accelsim.ops import COLLECTIVES, F, Op, OpKind
 from accelsim.perf import Efficiency, Fidelity, HwVec, link_bw
-from accelsim.power import sustained_clock_fraction
 from accelsim.spec.chip import Chip
 
 SCHEMA = "accelsim.calibration/1"
@@ -150,10 +148,10 @@ class CalibratedEfficiency:
     fidelity: CALIBRATED on the profile's own chips, PROJECTED when carried to another chip, with
     `band_for(class)` the ln half-width measured for that use (held-out or leave-one-chip-out).
     sustained: op databases time each kernel in short bursts, at boost clocks; a serving engine runs
-    them back to back for minutes, and work that would draw more than TDP then runs at a lowered clock
-    (`power.sustained_clock_fraction`, with the DVFS exponent of accelsim/data/deployment.toml). True
-    (serving predictions) scales each operator's efficiency by that fraction; False (operator-level
-    checks against the database) gives the kernel as the database timed it.
+    them back to back for minutes, and a step that would draw more than TDP then runs at a lowered
+    clock. True (serving predictions) asks `perf.cost` for that (`power.sustained_clock_fraction` of
+    the step's utilisations); False (operator-level checks against the database) costs the kernels as
+    the database timed them.
     """
 
     profile: Profile
@@ -210,9 +208,6 @@ class CalibratedEfficiency:
         work = np.maximum(t_pred - self.kernel_overhead_s, WORK_FLOOR * t_pred)
         shift = self.log_shift.get(str(op.kind), self.log_shift.get("*", 0.0))
         eff = np.where(t_roof > 0, t_roof / np.maximum(work, 1e-30), 1.0) * np.exp(shift)
-        if self.sustained:
-            busy = np.maximum(work, 1e-30)
-            eff = eff * sustained_clock_fraction(t_c / busy, t_m / busy, _dvfs_exponent())
         return np.clip(eff, 1e-6, self._cap(hw))
 
     def _cap(self, hw: HwVec) -> F:
@@ -248,13 +243,6 @@ class CalibratedEfficiency:
         shift = self.log_shift.get(str(op.kind), self.log_shift.get("*", 0.0))
         eff = np.clip(t_net / np.maximum(work, 1e-30) * np.exp(shift), 1e-6, np.inf)
         return np.where(op.group <= hw.scale_up_domain, eff, base_eff)
-
-
-@functools.cache
-def _dvfs_exponent() -> float:
-    from accelsim.spec.deployment import value
-
-    return float(value("power_cap", "dvfs_exponent").value)
 
 
 def load_profile(path: str | Path, base: Efficiency) -> CalibratedEfficiency:

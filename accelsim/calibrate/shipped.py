@@ -95,6 +95,11 @@ class ShippedEfficiency:
         # collectives with their latency included (0) when it ships
         return float(self.resolve("").link_latency_s)
 
+    @property
+    def sustained(self) -> bool:
+        # every chip gets a shipped profile (its own or the projection), run sustained (`for_chip`)
+        return bool(getattr(self.resolve(""), "sustained", False))
+
     def resolve(self, name: str) -> Efficiency:
         """The efficiency chip `name` gets (calibrated, projected, or `base` when nothing ships)."""
         if name not in self._cache:
