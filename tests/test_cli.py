@@ -44,15 +44,15 @@ def test_predict_json_contract(capsys):
                 "joules_per_token", "bound", "fidelity"):
         assert key in d
     assert d["replicas"] == 8 and d["per_chip_tokens_per_s"] * 64 == pytest.approx(d["throughput_tokens_per_s"])
-    # the default is the fitted analytical stack (README "Fidelity": closer end to end than the profiles)
-    assert d["fidelity"] == "analytical" and "idle_w" in d["assumed_hw_values"]
-    assert "throughput_tokens_per_s_low" not in d
-    # MTIA 450 has no measured kernels: --fidelity calibrated projects the pooled profile, with its band
+    # the default is the shipped profiles: MTIA 450 has no measured kernels, so the pooled profile is
+    # projected to it, with the leave-one-chip-out band
+    assert d["fidelity"] == "projected" and "idle_w" in d["assumed_hw_values"]
+    assert d["throughput_tokens_per_s_low"] < d["throughput_tokens_per_s"] < d["throughput_tokens_per_s_high"]
+    # --fidelity analytical: the fitted stack, no band
     code, out, _ = run(capsys, "predict", "--hw", "mtia-450", "--model", "llama4-maverick", "--chips", "64", "--tp",
-                       "8", "--ep", "8", "--fidelity", "calibrated", "--json")
+                       "8", "--ep", "8", "--fidelity", "analytical", "--json")
     p = json.loads(out)
-    assert code == 0 and p["fidelity"] == "projected"
-    assert p["throughput_tokens_per_s_low"] < p["throughput_tokens_per_s"] < p["throughput_tokens_per_s_high"]
+    assert code == 0 and p["fidelity"] == "analytical" and "throughput_tokens_per_s_low" not in p
     assert p["throughput_tokens_per_s"] != pytest.approx(d["throughput_tokens_per_s"], rel=1e-3)  # curves used
 
 
@@ -77,10 +77,10 @@ def test_predict_roofline_and_what_if(capsys):
 
 
 def test_predict_text_output(capsys):
-    code, out, _ = run(capsys, "predict", "--hw", "h100-sxm", "--model", "llama3-8b", "--chips", "1")
-    assert code == 0 and "fidelity: analytical" in out and "output tokens/s" in out and "band" not in out
     code, out, _ = run(capsys, "predict", "--hw", "h100-sxm", "--model", "llama3-8b", "--chips", "1",
-                       "--fidelity", "calibrated")
+                       "--fidelity", "analytical")
+    assert code == 0 and "fidelity: analytical" in out and "output tokens/s" in out and "band" not in out
+    code, out, _ = run(capsys, "predict", "--hw", "h100-sxm", "--model", "llama3-8b", "--chips", "1")
     assert code == 0 and "fidelity: calibrated" in out and "band" in out  # H100 ships its own profile
 
 
@@ -102,7 +102,11 @@ def test_one_fidelity_default_in_every_command():
                 seen.add(name)
     assert {"predict", "plan", "compare", "pareto", "simulate"} <= seen
     assert (FIDELITIES, DEFAULTS.fidelity) == (FIDELITY_CHOICES, DEFAULT_FIDELITY)
-    assert str(Params({}, "test").efficiency().fidelity) == DEFAULT_FIDELITY
+    # the study's default efficiency: calibrated profiles over a sweep of chips, labelled by its least
+    # grounded chip (projected) until resolved per chip
+    eff = Params({}, "test").efficiency()
+    assert str(eff.resolve("h100-sxm").fidelity) == DEFAULT_FIDELITY == "calibrated"
+    assert str(eff.fidelity) == str(eff.resolve("mtia-450").fidelity) == "projected"
 
 
 def test_labels_follow_each_chip(capsys):

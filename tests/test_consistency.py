@@ -9,12 +9,12 @@ import pytest
 
 from accelsim.dashboard import figures
 from accelsim.dashboard.controls import Controls, predict_for
+from accelsim.efficiency import efficiency_from_args
 from accelsim.errors import UserError
 from accelsim.plan.planner import plan
 from accelsim.predict import predict
 from accelsim.search import default_dtype, describe
 from accelsim.spec import load_chip, load_model
-from accelsim.stacks import load_stack
 from accelsim.study.common import Params
 from accelsim.study.roadmap import evaluate
 
@@ -24,7 +24,7 @@ SLOS = [{}, {"max_ttft": 2.0, "max_tpot": 0.05, "max_latency": 0.02}]
 # 64 chips: every layout the one-replica search tries divides it, so predict's search on 64 chips
 # and plan's one-replica search see the same candidates
 PREDICT_CHIPS = 64
-EFF = load_stack()
+EFF = efficiency_from_args()  # the default every command and the study use
 
 
 def _bar(fig, row):
@@ -93,7 +93,7 @@ def test_compare_is_the_same_search(model_name, capsys):
     from accelsim.cli import main
 
     code = main(["compare", "--hw", ",".join(CHIPS), "--model", model_name, "--max-tpot", "0.05",
-                 "--fidelity", "analytical", "--json"])
+                 "--json"])
     rows = json.loads(capsys.readouterr().out)
     assert code == 0 and [r["hw"] for r in rows] == CHIPS
     model = load_model(model_name)

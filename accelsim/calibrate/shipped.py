@@ -1,5 +1,5 @@
 """The calibrated profiles shipped in `hwmodels/calibrated/` and the efficiency a chip gets under
-`--fidelity calibrated` (not the default: `accelsim.efficiency.DEFAULT_FIDELITY`).
+`--fidelity calibrated` (the default: `accelsim.efficiency.DEFAULT_FIDELITY`).
 
   <chip>_<framework>.json.gz   fitted on that chip's own measured kernels (held-out band):
                                fidelity `calibrated` on that chip

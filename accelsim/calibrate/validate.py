@@ -3,7 +3,7 @@
 For every held-out row three predictions of its time are compared with the measured median:
   calibrated   the fitted curve (most specific of class / class+dtype / class+dtype+config)
   roofline     max(flops / peak, bytes / bw) on the same chip (`accelsim.perf.Roofline`)
-  analytical   the default software stack (`accelsim.stacks.load_stack()`), as `accelsim predict` uses
+  analytical   the default software stack (`accelsim.stacks.load_stack()`), as `--fidelity analytical` uses
 Errors: absolute percentage error |pred - meas| / meas x 100; median and p90 over held-out rows.
 Ranking: Spearman correlation of predicted vs measured time across the kernel configs of one shape,
 averaged over shapes with >= 3 configs; when the measurements carry no configs (the CPU's torch

@@ -133,7 +133,8 @@ needs_profiles = pytest.mark.skipif(not HAVE, reason="hwmodels/calibrated profil
 
 @needs_profiles
 def test_calibrated_efficiency_is_calibrated_on_measured_chips_and_projected_elsewhere():
-    assert efficiency_from_args(chip=H100).fidelity == Fidelity.ANALYTICAL  # the default: the fitted stack
+    assert efficiency_from_args(chip=H100).fidelity == Fidelity.CALIBRATED  # the default: the shipped profiles
+    assert efficiency_from_args("analytical", chip=H100).fidelity == Fidelity.ANALYTICAL
     cal = efficiency_from_args("calibrated", chip=H100)
     assert cal.fidelity == Fidelity.CALIBRATED and cal.band_for("gemm") > 0
     mtia = efficiency_from_args("calibrated", chip=load_chip("mtia-450"))

@@ -79,7 +79,7 @@ def test_page_loads_without_console_errors(page):
     pg, errors = page
     assert pg.evaluate(WHAT_IF) > 0
     assert pg.inner_text("#message").strip() == ""
-    assert "analytical" in pg.inner_text("#summary")
+    assert "projected" in pg.inner_text("#summary")  # the default chip (MTIA 450) has no measured kernels
     assert errors == []
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from accelsim import measurements
 from accelsim.dashboard import figures, page
-from accelsim.dashboard.controls import Controls, parse_controls
+from accelsim.dashboard.controls import Controls, efficiency, parse_controls
 from accelsim.errors import UserError
 from accelsim.graph import Parallel
 from accelsim.plan.planner import plan
@@ -41,8 +41,8 @@ def _bar_of(fig, label, col=1):
 def _predict_direct(chip, model_name, layout, c):
     """`predict` pinned to a bar's layout ('tp=4 ep=1 pp=1', as the hover text shows it)."""
     kw = {k: int(v) for k, v in (part.split("=") for part in layout.split())}
-    return predict(chip, load_model(model_name), chips=kw["tp"] * kw["pp"], **kw, eff=load_stack(), dtype=c.dtype,
-                   batch=c.batch, input_len=c.input_len, output_len=c.output_len)
+    return predict(chip, load_model(model_name), chips=kw["tp"] * kw["pp"], **kw, eff=efficiency(c.fidelity),
+                   dtype=c.dtype, batch=c.batch, input_len=c.input_len, output_len=c.output_len)
 
 
 def test_what_if_bar_equals_predict_and_is_the_best_layout():
@@ -56,8 +56,9 @@ def test_what_if_bar_equals_predict_and_is_the_best_layout():
     assert per_joule == pytest.approx(1.0 / r.joules_per_unit, rel=1e-12)
     # "auto": no candidate layout does better per chip than the one plotted
     model = load_model("llama4-maverick")
-    for lay in candidates(chip, query(model, load_stack(), "fp8")):
-        alt = predict(chip, model, chips=lay.chips, tp=lay.tp, ep=lay.ep, pp=lay.pp, eff=load_stack(), dtype="fp8")
+    eff = efficiency(c.fidelity)
+    for lay in candidates(chip, query(model, eff, "fp8")):
+        alt = predict(chip, model, chips=lay.chips, tp=lay.tp, ep=lay.ep, pp=lay.pp, eff=eff, dtype="fp8")
         assert alt.rate_per_chip <= per_chip
 
 
@@ -75,7 +76,8 @@ def test_catalog_bars_equal_predict_at_their_tp():
 
 
 def test_doubling_hbm_bandwidth_raises_memory_bound_decode_throughput():
-    base = predict(load_chip("h100-sxm"), load_model("llama3-8b"), chips=1, eff=load_stack(), dtype="fp8", batch=8)
+    base = predict(load_chip("h100-sxm"), load_model("llama3-8b"), chips=1, eff=efficiency(SMALL.fidelity), dtype="fp8",
+                   batch=8)
     assert base["bound"] == "memory"
     before, _ = _bar_of(figures.generations_figure(SMALL), figures.WHAT_IF_ROW)
     after, _ = _bar_of(figures.generations_figure(replace(SMALL, mem_bw=2.0)), figures.WHAT_IF_ROW)

@@ -30,7 +30,7 @@ def _json(capsys, argv: list[str]) -> dict:
 def test_simulate_json_and_out_files(capsys, tmp_path) -> None:
     s = _json(capsys, [*BASE, "--json", "--out", str(tmp_path)])
     assert all(k in s for k in KEYS)
-    assert s["replicas"] == 2 and s["chips"] == 2 and s["fidelity"] == "analytical"
+    assert s["replicas"] == 2 and s["chips"] == 2 and s["fidelity"] == "calibrated"  # H100 ships its own profile
     with open(tmp_path / "requests.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == s["requests_arrived"]

@@ -8,7 +8,6 @@ import pytest
 from accelsim.disagg import best_split
 from accelsim.spec import load_chip, load_model
 from accelsim.spec.deployment import rack_defaults
-from accelsim.stacks import load_stack
 from accelsim.study.common import Params
 from accelsim.study.disagg_codesign import evaluate
 from accelsim.study.spec import load_study
@@ -22,7 +21,8 @@ def test_reduced_study_rows_match_the_split_search() -> None:
     assert all("tokens_per_s_per_chip" in r for r in rows), [r.get("note") for r in rows]
     row = next(r for r in rows if r["mode"] == "disaggregated" and r["config"].startswith("MTIA 400"))
     a, b = load_chip("mtia-400"), load_chip("mtia-450")
-    d = best_split(a, b, params["chips_total"], load_model("llama4-maverick"), eff=load_stack(), dtype="fp8",
+    eff = Params(params, "disagg_codesign").efficiency()
+    d = best_split(a, b, params["chips_total"], load_model("llama4-maverick"), eff=eff, dtype="fp8",
                    max_ttft=params["max_ttft"], max_tpot=params["max_tpot"])
     assert row["tokens_per_s_per_chip"] == pytest.approx(d.rate_per_chip)
     over = d.prefill.chips * rack_defaults(a).host_overhead_w_per_chip + d.decode.chips * rack_defaults(
