@@ -186,9 +186,9 @@ class Curve:
 
     def _smooth(self, flat: np.ndarray, config: Mapping[str, Any] | None) -> np.ndarray:
         # operator shapes repeat across a batch grid: smooth each distinct point once
-        uniq, inv = np.unique(flat, axis=0, return_inverse=True)
+        uniq, inv = _unique_rows(flat)
         if len(uniq) < len(flat):
-            return self._smooth(uniq, config)[inv.ravel()]
+            return self._smooth(uniq, config)[inv]
         if len(flat) > SMOOTH_BLOCK:  # sorted rows in blocks: each block's box holds few training points
             order = np.lexsort(flat.T[::-1])
             out = np.empty(len(flat))
@@ -268,6 +268,21 @@ def _base(t_c: np.ndarray, t_m: np.ndarray, rows: np.ndarray, gather: np.ndarray
     row_factor = 1.0 + r_half / np.maximum(rows, 1.0)  # rows = inf -> 1
     gather_factor = 1.0 + np.where(gather > 0, g_half / np.maximum(gather, 1e-9), 0.0)  # streaming -> 1
     return np.maximum(t_c * row_factor / e_c, t_m * gather_factor / e_m) + t0
+
+
+def _unique_rows(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct rows in lexicographic order, index of each row of `a` among them): np.unique(axis=0,
+    return_inverse=True) by a column lexsort, ~3x faster than its sort of packed rows."""
+    if len(a) == 0:
+        return a, np.zeros(0, dtype=np.intp)
+    order = np.lexsort(a.T[::-1])
+    s = a[order]
+    new = np.empty(len(s), dtype=bool)
+    new[0] = True
+    new[1:] = np.any(s[1:] != s[:-1], axis=1)
+    inv = np.empty(len(s), dtype=np.intp)
+    inv[order] = np.cumsum(new) - 1
+    return s[new], inv
 
 
 def _kernel(a: np.ndarray, b: np.ndarray, h: float) -> np.ndarray:
