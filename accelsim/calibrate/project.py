@@ -141,6 +141,33 @@ def predict_with_band(chip: Chip, model: Model, eff: CalibratedEfficiency, **pre
     return out
 
 
+def rate_band(prediction: Any, eff: Efficiency) -> tuple[float, float] | None:
+    """(low, high) per-chip rate of a prediction made with a calibrated or projected efficiency, at
+    its own operating point (layout, batch, precision and lengths pinned): every class the chip's
+    profile measured moved by its band (`band_for`), as `predict_with_band` does. None when the
+    efficiency carries no band (analytical, roofline). `eff` may be a sweep's `ShippedEfficiency`:
+    the chip's own efficiency is resolved as `for_chip` gives it (what-if variants projected)."""
+    from accelsim.calibrate.shipped import ShippedEfficiency, for_chip
+    from accelsim.predict import predict
+
+    chip = prediction.chip
+    one = for_chip(chip, eff.base, eff.framework) if isinstance(eff, ShippedEfficiency) else eff
+    if not isinstance(one, CalibratedEfficiency):
+        return None
+    half = {c: one.band_for(c) for c in one.profile.measured_classes}
+    if not any(half.values()):
+        return None
+    kw: dict[str, Any] = dict(chips=prediction.replica_chips, batch=prediction.batch, dtype=prediction.dtype,
+                              kv_dtype=prediction.precision.kv, **prediction.layout_kwargs())
+    if hasattr(prediction, "input_len"):
+        kw.update(input_len=prediction.input_len, output_len=prediction.output_len, modes=prediction.modes)
+    else:
+        kw.pop("kv_dtype")
+    rates = [predict(chip, prediction.model, eff=replace(one, log_shift={c: sign * w for c, w in half.items()}),
+                     **kw).rate_per_chip for sign in (-1.0, 1.0)]
+    return min(rates), max(rates)
+
+
 def _banded(chip: Chip, model: Model, mid_eff: Efficiency, low_eff: Efficiency, high_eff: Efficiency,
             predict_kwargs: dict[str, Any]) -> dict[str, Any]:
     from accelsim.predict import predict

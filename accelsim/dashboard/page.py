@@ -16,11 +16,13 @@ from typing import Any
 
 import plotly.graph_objects as go
 
+from accelsim.calibrate.project import rate_band
 from accelsim.dashboard import figures
 from accelsim.dashboard.controls import (
     Controls,
     catalog_chip,
     disagg_for,
+    efficiency,
     parse_controls,
     per_chip,
     per_joule,
@@ -124,6 +126,9 @@ def summary_cards(c: Controls) -> list[tuple[str, str]]:
                   ("disaggregated per chip", f"{d.rate_per_chip:,.0f} tokens/s ({d.bottleneck} binds; "
                                              f"KV over {d.link.fabric})")]
     cards.append(("fidelity", str(r.fidelity)))
+    band = rate_band(r, efficiency(c.fidelity))  # calibrated / projected: the measured band, same point
+    if band:
+        cards.append(("band per chip", f"{band[0]:,.0f} – {band[1]:,.0f} {u}/s"))
     return cards
 
 

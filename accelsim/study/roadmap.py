@@ -12,6 +12,7 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from accelsim.calibrate.project import rate_band
 from accelsim.errors import UserError
 from accelsim.perf import BOUNDS, fidelity_on
 from accelsim.predict import LLMPrediction
@@ -74,6 +75,9 @@ def evaluate(chips: list[Chip], models: list[Model], p: Params, executor: Execut
                 **r.shares,
                 "note": "",
             })
+            band = rate_band(r, eff)  # calibrated / projected: the measured band at this operating point
+            if band:
+                row[f"{u}_per_s_per_chip_low"], row[f"{u}_per_s_per_chip_high"] = band
             rows.append(row)
     base = p.str("baseline", "h100-sxm")
     for row in rows:
@@ -95,7 +99,10 @@ def _bars(chips: list[Chip], models: list[Model], rows: list[dict[str, Any]], ke
         k = key.format(u=_unit(model))
         for chip in chips:
             r = next(r for r in rows if r["chip"] == chip.name and r["model"] == model.name)
-            fig.add_trace(go.Bar(x=[label(chip)], y=[r.get(k, 0.0)], name=label(chip), marker_color=col[chip.name],
+            y = r.get(k, 0.0)
+            err = (dict(type="data", symmetric=False, array=[r[f"{k}_high"] - y], arrayminus=[y - r[f"{k}_low"]])
+                   if f"{k}_low" in r else None)
+            fig.add_trace(go.Bar(x=[label(chip)], y=[y], error_y=err, name=label(chip), marker_color=col[chip.name],
                                  legendgroup=chip.name, showlegend=j == 1,
                                  text=[r.get("bound", "n/a") if k in r else "n/a"], textposition="outside",
                                  hovertemplate=f"{label(chip)}<br>%{{y:.4g}}<extra>{model.name}</extra>"),
@@ -189,7 +196,8 @@ def run(params: dict[str, Any], *, reduced: bool, executor: Executor | None = No
     rep.add_text(_findings(chips, models, rows, base))
     rep.add_figure(_bars(chips, models, rows, "{u}_per_s_per_chip", "Throughput per chip by generation",
                          "{u}/s per chip"), "best layout and batch under the SLOs; bar labels say what bounds "
-                   "the decode step (n/a: nothing fits or meets the SLOs)", fidelity=fid)
+                   "the decode step (n/a: nothing fits or meets the SLOs); error bars: the measured band of "
+                   "calibrated (held-out kernel shapes) and projected (leave-one-chip-out) predictions", fidelity=fid)
     rep.add_figure(_bars(chips, models, rows, "{u}_per_s_per_tdp_w", "Performance per watt of TDP",
                          "{u}/s per W"), "per-chip rate divided by chip TDP (the power a site provisions)",
                    fidelity=fid)

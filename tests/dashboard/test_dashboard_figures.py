@@ -211,3 +211,15 @@ def test_calibrated_fidelity_labels_each_chip() -> None:
     assert "calibrated" in str(render({"chip": "h100-sxm", "model": "llama3-8b", "fidelity": "calibrated"}))
     mtia = str(render({"chip": "mtia-450", "model": "llama3-8b", "fidelity": "calibrated"}))
     assert "projected" in mtia and "fidelity: calibrated" not in mtia
+
+
+def test_summary_shows_the_band_of_calibrated_predictions_only():
+    from accelsim.calibrate.project import rate_band
+
+    cards = dict(page.summary_cards(MAVERICK))
+    r = _predict_direct(load_chip("mtia-450"), "llama4-maverick", dict(page.summary_cards(MAVERICK))["replica"]
+                        .split("(")[1].split(")")[0], MAVERICK)
+    lo, hi = rate_band(r, efficiency(MAVERICK.fidelity))
+    assert cards["fidelity"] == "projected" and lo < r.rate_per_chip < hi
+    assert cards["band per chip"] == f"{lo:,.0f} – {hi:,.0f} tokens/s"
+    assert "band per chip" not in dict(page.summary_cards(replace(MAVERICK, fidelity="analytical")))

@@ -116,3 +116,12 @@ def test_device_fingerprints():
     assert chip_for_device("NVIDIA H100 80GB HBM3").name == "h100-sxm"
     assert chip_for_device("NVIDIA GB200").name == "gb200"
     assert chip_for_device("cpu:Intel Xeon") is None
+
+
+def test_roadmap_carries_the_measured_band_of_calibrated_and_projected_rows(reports):
+    llm = _csv(reports["mtia_roadmap"].report.parent / "throughput.csv")
+    for r in llm:  # every row of the default fidelity has a band around its rate
+        assert float(r["tokens_per_s_per_chip_low"]) < float(r["tokens_per_s_per_chip"]) < \
+            float(r["tokens_per_s_per_chip_high"]), r["chip"]
+    page = reports["mtia_roadmap"].report.read_text()
+    assert "error bars: the measured band" in page and '"error_y"' in page
