@@ -246,6 +246,7 @@ def _predict_disagg(args: argparse.Namespace) -> int:
 
 def _compare(args: argparse.Namespace) -> int:
     from accelsim.cli import print_json
+    from accelsim.perf import fidelity_mix
     from accelsim.search import search
     from accelsim.spec import load_model
 
@@ -260,11 +261,8 @@ def _compare(args: argparse.Namespace) -> int:
     ok = [r for r in found if not isinstance(r, UserError)]
     u = "tokens" if model.kind == "llm" else "samples"
     where = f"on {args.chips} chips each" if args.chips else "per chip, each at its best replica layout"
-    by_fid: dict[str, list[str]] = {}  # each chip's own (calibrated on a measured chip, projected elsewhere)
-    for r in ok:
-        by_fid.setdefault(str(r.fidelity), []).append(r.chip.name)
-    fid = "; ".join(f"{f} ({', '.join(n)})" for f, n in by_fid.items()) if len(by_fid) > 1 else \
-        str(ok[0].fidelity if ok else q.eff.fidelity)
+    # each chip's own (calibrated on a measured chip, projected elsewhere)
+    fid = fidelity_mix((r.chip.name, r.fidelity) for r in ok) or str(q.eff.fidelity)
     print(f"{model.name}, {q.dtype}, {where}  [fidelity: {fid}]")
     if model.kind == "llm":
         print(f"  requests of {q.input_len:,} prompt + {q.output_len:,} output tokens")

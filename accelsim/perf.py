@@ -203,6 +203,17 @@ def fidelity_on(eff: Efficiency, chips: Sequence[Chip]) -> Fidelity:
     return min(each, key=order.index)
 
 
+def fidelity_mix(labels: Iterable[tuple[str, str]]) -> str:
+    """One label for (chip, fidelity) pairs: the fidelity when all agree, else each fidelity with its
+    chips, e.g. 'calibrated (h100-sxm, b200); projected (mtia-450)'."""
+    by: dict[str, list[str]] = {}
+    for chip, fid in labels:
+        names = by.setdefault(str(fid), [])
+        if chip not in names:
+            names.append(chip)
+    return "; ".join(f"{f} ({', '.join(n)})" for f, n in by.items()) if len(by) > 1 else next(iter(by), "")
+
+
 @dataclass(frozen=True)
 class Cost:
     """Time of a set of operators (per call of the set), split by what bounds each operator."""

@@ -176,3 +176,12 @@ def test_predict_with_calibration_reports_band_and_chip(capsys, tmp_path):
     assert code == 0 and d["fidelity"] == "calibrated" and d["calibrated_on"].startswith("amd")
     assert d["throughput_tokens_per_s_low"] <= d["throughput_tokens_per_s"] <= d["throughput_tokens_per_s_high"]
     assert d["throughput_tokens_per_s_low"] < d["throughput_tokens_per_s_high"]  # an unmeasured chip has a band
+
+
+def test_fidelity_mix_names_each_fidelity_with_its_chips():
+    from accelsim.perf import fidelity_mix
+
+    assert fidelity_mix([("h100-sxm", "calibrated"), ("b200", "calibrated")]) == "calibrated"
+    assert fidelity_mix([("h100-sxm", "calibrated"), ("mtia-450", "projected"), ("b200", "calibrated")]) == \
+        "calibrated (h100-sxm, b200); projected (mtia-450)"
+    assert fidelity_mix([]) == ""

@@ -14,7 +14,7 @@ from plotly.subplots import make_subplots
 
 from accelsim.calibrate.project import rate_band
 from accelsim.errors import UserError
-from accelsim.perf import BOUNDS, fidelity_on
+from accelsim.perf import BOUNDS, fidelity_mix, fidelity_on
 from accelsim.predict import LLMPrediction
 from accelsim.report import Report
 from accelsim.search import query, search
@@ -186,7 +186,7 @@ def run(params: dict[str, Any], *, reduced: bool, executor: Executor | None = No
     base = p.choice("baseline", [c.name for c in chips], "h100-sxm")
     rows = evaluate(chips, models, p, executor)
     rep = Report("MTIA roadmap vs H100 and B200" + (" (reduced)" if reduced else ""))
-    fid = rows[0]["fidelity"] if rows else None
+    fid = fidelity_mix((r["chip"], r["fidelity"]) for r in rows) or None
     slo = (f"TTFT <= {p.opt_num('max_ttft')} s, TPOT <= {p.opt_num('max_tpot')} s; ranking batch latency <= "
            f"{p.opt_num('max_latency') or 0.06} s")
     rep.add_text(f"Each chip serves each model at its best replica layout and batch under the SLOs ({slo}), "
