@@ -128,8 +128,11 @@ def test_benchmark_peers_match_reference(peer, dtype):
     x, w1, w2, logits = unit_inputs(21, 32, 16, 8, dtype, seed=11)
     weights, ids = topk_route(logits, 2, True, "softmax")
     ids[0] = torch.tensor([7, 6], dtype=torch.int32)  # (experts 0..7 may also be empty: both handled)
-    shared = (torch.randn(16, 32).to(dtype) / 6, torch.randn(32, 8).to(dtype) / 3)
-    ref = reference.fused_moe_ref(x, w1, w2, weights, ids, shared_expert=shared)
+    g = torch.Generator().manual_seed(11)  # seeded like the inputs: an unseeded draw made this test flaky
+    shared = (torch.randn(16, 32, generator=g).to(dtype) / 6, torch.randn(32, 8, generator=g).to(dtype) / 3)
+    # the float32 reference: two bf16-rounded outputs may differ by a whole ulp (0.0625 at |y| >= 8)
+    ref = reference.fused_moe_ref(x.float(), w1.float(), w2.float(), weights, ids,
+                                  shared_expert=tuple(s.float() for s in shared))
     out = peer(x, w1, w2, weights, ids, shared_expert=shared)
     assert out.dtype == dtype
     assert_moe_close(out, ref, dtype, peer.__name__)
