@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from accelsim import validate as V
 from accelsim.errors import UserError
 
 
@@ -21,8 +22,9 @@ def register(sub: Any) -> None:
                    help="framework version (default: per table, the version with the most rows)")
     a.add_argument("--kernel", default=None, help="keep rows whose kernel_source contains this text")
     a.add_argument("--routing", default=None, help="MoE: keep one routing distribution (balanced, power_law_1.2 ...)")
-    a.add_argument("--limit", type=int, default=None, help="at most this many rows per table (a quick sample)")
-    a.add_argument("--out", default=None, help="measurement CSV to write")
+    a.add_argument("--limit", type=V.count(1, 10**9), default=None,
+                   help="at most this many rows per table (a quick sample)")
+    a.add_argument("--out", type=V.output_file, default=None, help="measurement CSV to write")
     a.add_argument("--json", action="store_true")
     a.set_defaults(func=_aiconfigurator)
 
@@ -54,15 +56,8 @@ def _aiconfigurator(args: argparse.Namespace) -> int:
         return 0
     if not args.system or not args.out:
         raise UserError("accelsim import aiconfigurator needs --system and --out (or --list)")
-    if args.limit is not None and args.limit < 1:
-        raise UserError(f"--limit must be >= 1, got {args.limit}")
     from accelsim import measurements as M
-    from accelsim.io import check_output_path
 
-    try:
-        check_output_path(args.out)
-    except ValueError as exc:
-        raise UserError(f"--out: {exc}") from None
     tables = A.select(args.system, frameworks=_split(args.framework), ops=_split(args.ops), version=args.version)
     if not tables:
         raise UserError(f"no importable tables for {args.system} with these filters")
