@@ -136,18 +136,15 @@ def hostile_files(root: Path) -> dict[str, str]:
         text = re.sub(r"(?m)^hidden_size = .*$", f"hidden_size = {value}", catalog.read_text(encoding="utf-8"))
         (root / sub / "llama3-8b.toml").write_text(text, encoding="utf-8")
         p[f"model_{sub}"] = root / sub / "llama3-8b.toml"
-    foreign = root / "foreign.sqlite"
-    with sqlite3.connect(foreign) as db:
-        db.execute("CREATE TABLE notes (x TEXT)")
-        db.execute("INSERT INTO notes VALUES ('mine')")
-    db.close()
-    p["foreign_db"] = foreign
-    foreign2 = root / "foreign_results.sqlite"
-    with sqlite3.connect(foreign2) as db:
-        db.execute("CREATE TABLE results (a INTEGER, b TEXT)")
-        db.execute("INSERT INTO results VALUES (1, 'x')")
-    db.close()
-    p["foreign_results_db"] = foreign2
+    # SQLite files that are not tuner stores: another program's table, and a `results` table of another shape
+    for key, name, table, row in (("foreign_db", "foreign.sqlite", "notes (x TEXT)", "('mine')"),
+                                  ("foreign_results_db", "foreign_results.sqlite", "results (a INTEGER, b TEXT)",
+                                   "(1, 'x')")):
+        with sqlite3.connect(root / name) as db:
+            db.execute(f"CREATE TABLE {table}")
+            db.execute(f"INSERT INTO {table.split()[0]} VALUES {row}")
+        db.close()
+        p[key] = root / name
     out = {k: str(v) for k, v in p.items()}
     out["under_file"] = str(p["file"] / "out.csv")
     out["under_file_dir"] = str(p["file"] / "sub")
