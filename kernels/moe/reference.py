@@ -12,6 +12,7 @@ Pipeline: ``topk_route`` -> ``moe_align_block_size`` (only the kernel needs it) 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal, NamedTuple
 
 import torch
@@ -171,10 +172,27 @@ def fused_moe_ref(
     """The whole layer after routing: [M, H] in x's dtype. Weights may be any float dtype."""
     act_TI = gemm1_silu_mul_ref(x_MH, w1_EnH, topk_ids_MK)
     y_TH = gemm2_weighted_ref(act_TI, w2_EHI, topk_weights_MK, topk_ids_MK)
-    out_MH = combine_ref(y_TH, topk_ids_MK.shape[1])
+    return _combine_shared(y_TH, x_MH, topk_ids_MK.shape[1], shared_expert)
+
+
+def _combine_shared(y_TH: torch.Tensor, x_MH: torch.Tensor, top_k: int,
+                    shared_expert: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+    """Sum each token's top_k rows, add the shared expert (if any), return in x's dtype."""
+    out_MH = combine_ref(y_TH, top_k)
     if shared_expert is not None:
         out_MH = out_MH + shared_expert_ref(x_MH, *shared_expert)
     return out_MH.to(x_MH.dtype)
+
+
+def _w8a8_ref(x_MH: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor, topk_weights_MK: torch.Tensor,
+              topk_ids_MK: torch.Tensor, fake_quant_x: Callable[[torch.Tensor], torch.Tensor],
+              fake_quant_act: Callable[[torch.Tensor], torch.Tensor],
+              shared_expert: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+    """The fp8 w8a8 layer with dequantised fp32 weights: x through `fake_quant_x` (quantise, then
+    dequantise to fp32), act rounded to x's dtype and through `fake_quant_act` before GEMM 2."""
+    act_TI = gemm1_silu_mul_ref(fake_quant_x(x_MH), w1, topk_ids_MK)
+    y_TH = gemm2_weighted_ref(fake_quant_act(act_TI.to(x_MH.dtype)), w2, topk_weights_MK, topk_ids_MK)
+    return _combine_shared(y_TH, x_MH, topk_ids_MK.shape[1], shared_expert)
 
 
 # ----------------------------------------------------------------------------- fp8 w8a8 emulation
@@ -212,15 +230,12 @@ def fused_moe_fp8_ref(
     """Emulates the fp8 w8a8 kernel path: x quantised per tensor (static ``a_scale`` or dynamic),
     act rounded to x's dtype and then dynamically quantised per tensor before GEMM 2, weights
     dequantised with their per-tensor [E] or per-channel [E, N] scales. Runs on CPU."""
-    x_q, s_a1 = quantize_fp8(x_MH, a_scale)
-    act_TI = gemm1_silu_mul_ref(x_q.float() * s_a1, dequantize_fp8_weight(w1_q, w1_scale), topk_ids_MK)
-    act_q, s_a2 = quantize_fp8(act_TI.to(x_MH.dtype))
-    w2_deq = dequantize_fp8_weight(w2_q, w2_scale)
-    y_TH = gemm2_weighted_ref(act_q.float() * s_a2, w2_deq, topk_weights_MK, topk_ids_MK)
-    out_MH = combine_ref(y_TH, topk_ids_MK.shape[1])
-    if shared_expert is not None:
-        out_MH = out_MH + shared_expert_ref(x_MH, *shared_expert)
-    return out_MH.to(x_MH.dtype)
+    def fake_quant(t: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
+        t_q, s = quantize_fp8(t, scale)
+        return t_q.float() * s
+
+    return _w8a8_ref(x_MH, dequantize_fp8_weight(w1_q, w1_scale), dequantize_fp8_weight(w2_q, w2_scale),
+                     topk_weights_MK, topk_ids_MK, lambda t: fake_quant(t, a_scale), fake_quant, shared_expert)
 
 
 # ------------------------------------------------------------------- block-wise fp8 (DeepSeek-V3)
@@ -267,16 +282,13 @@ def fused_moe_fp8_block_ref(
     """Emulates the block-wise fp8 kernel path: x and act (rounded to x's dtype) quantised per
     token and group of bk columns, weights dequantised per (bn x bk) block. Runs on CPU."""
     bk = block_shape[1]
-    x_q, s_x = quantize_fp8_groups(x_MH, bk)
-    w1 = dequantize_fp8_block_weight(w1_q, w1_scale, block_shape)
-    act_TI = gemm1_silu_mul_ref(dequantize_fp8_groups(x_q, s_x, bk), w1, topk_ids_MK)
-    act_q, s_act = quantize_fp8_groups(act_TI.to(x_MH.dtype), bk)
-    w2 = dequantize_fp8_block_weight(w2_q, w2_scale, block_shape)
-    y_TH = gemm2_weighted_ref(dequantize_fp8_groups(act_q, s_act, bk), w2, topk_weights_MK, topk_ids_MK)
-    out_MH = combine_ref(y_TH, topk_ids_MK.shape[1])
-    if shared_expert is not None:
-        out_MH = out_MH + shared_expert_ref(x_MH, *shared_expert)
-    return out_MH.to(x_MH.dtype)
+
+    def fake_quant(t: torch.Tensor) -> torch.Tensor:
+        return dequantize_fp8_groups(*quantize_fp8_groups(t, bk), bk)
+
+    return _w8a8_ref(x_MH, dequantize_fp8_block_weight(w1_q, w1_scale, block_shape),
+                     dequantize_fp8_block_weight(w2_q, w2_scale, block_shape), topk_weights_MK, topk_ids_MK,
+                     fake_quant, fake_quant, shared_expert)
 
 
 def quantize_fp8_block_weight(w: torch.Tensor, block_shape: tuple[int, int] = (128, 128)
