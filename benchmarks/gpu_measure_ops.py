@@ -194,24 +194,20 @@ def attention(b: Bench) -> None:
 
 
 def _check_attn(out, q, k, v, *, causal: bool) -> None:
+    import torch
+
     rep = q.shape[1] // k.shape[1]
     qd = q[:1, :, -64:].double()
     kd, vd = k[:1].double().repeat_interleave(rep, 1), v[:1].double().repeat_interleave(rep, 1)
     s = qd @ kd.transpose(-1, -2) / math.sqrt(q.shape[-1])
     if causal:
         lq, lk = s.shape[-2], s.shape[-1]
-        pos_q = torch_arange(s, lk - lq, lk)[:, None]
-        s = s.masked_fill(torch_arange(s, 0, lk)[None, :] > pos_q, float("-inf"))
+        pos_q = torch.arange(lk - lq, lk, device=s.device)[:, None]
+        s = s.masked_fill(torch.arange(lk, device=s.device)[None, :] > pos_q, float("-inf"))
     ref = s.softmax(-1) @ vd
     err = rel_err(out[:1, :, -64:], ref)
     if err > 2e-2:
         raise RuntimeError(f"attention {tuple(q.shape)}: rel err {err:.1e}")
-
-
-def torch_arange(like, lo: int, hi: int):
-    import torch
-
-    return torch.arange(lo, hi, device=like.device)
 
 
 MOE_CONFIGS = [  # candidates besides the resolved config: shapes of vLLM's shipped H100/H200 winners
