@@ -21,6 +21,7 @@ import numpy as np
 
 from accelsim.gather import gather_params, gather_time_s
 from accelsim.ops import COLLECTIVES, F, Op, OpKind
+from accelsim.power import dvfs_exponent, sustained_clock_fraction
 from accelsim.spec.chip import DTYPES, Chip
 
 
@@ -290,8 +291,6 @@ def cost(ops: Iterable[Op], hw: HwVec, eff: Efficiency) -> Cost:
         t_peak_c = t_peak_c + k * op.flops / hw.peak[op.dtype]
         t_peak_m = t_peak_m + k * op.bytes / hw.mem_bw
     if getattr(eff, "sustained", False):
-        from accelsim.power import dvfs_exponent, sustained_clock_fraction
-
         busy = np.maximum(comp + mem, 1e-30)
         s = sustained_clock_fraction(t_peak_c / busy, t_peak_m / busy, dvfs_exponent())
         total = total + comp * (1.0 / s - 1.0)

@@ -123,15 +123,21 @@ def predict_band(chip: Chip, model: Model, profile: Profile, *, base: Efficiency
     return out
 
 
+def band_efficiencies(eff: CalibratedEfficiency) -> tuple[dict[str, float], CalibratedEfficiency,
+                                                           CalibratedEfficiency]:
+    """(ln half-width per measured class, low, high): `eff` with every class it measured moved down /
+    up by its band (`eff.band_for`)."""
+    half = {c: eff.band_for(c) for c in eff.profile.measured_classes}
+    return (half, replace(eff, log_shift={c: -w for c, w in half.items()}), replace(eff, log_shift=dict(half)))
+
+
 def predict_with_band(chip: Chip, model: Model, eff: CalibratedEfficiency, **predict_kwargs: Any) -> dict[str, Any]:
     """A prediction with a calibrated or projected efficiency (a shipped profile, `accelsim.calibrate.
     shipped`) and its band: `<key>_low` / `<key>_high` from every measured class's efficiency moved
     by its measured ln half-width (`eff.band_for`: median |ln error| on held-out shapes of the
     profile's own chip; of leave-one-chip-out predictions when projected). Keys added:
     band_half_width_ln, band_source, calibrated_on (the chips the profile was fitted on)."""
-    half = {c: eff.band_for(c) for c in eff.profile.measured_classes}
-    low = replace(eff, log_shift={c: -w for c, w in half.items()})
-    high = replace(eff, log_shift=dict(half))
+    half, low, high = band_efficiencies(eff)
     out = _banded(chip, model, eff, low, high, predict_kwargs)
     out["band_half_width_ln"] = half
     projected = str(eff.fidelity) == "projected"
@@ -154,7 +160,7 @@ def rate_band(prediction: Any, eff: Efficiency) -> tuple[float, float] | None:
     one = for_chip(chip, eff.base, eff.framework) if isinstance(eff, ShippedEfficiency) else eff
     if not isinstance(one, CalibratedEfficiency):
         return None
-    half = {c: one.band_for(c) for c in one.profile.measured_classes}
+    half, low, high = band_efficiencies(one)
     if not any(half.values()):
         return None
     kw: dict[str, Any] = dict(chips=prediction.replica_chips, batch=prediction.batch, dtype=prediction.dtype,
@@ -163,8 +169,7 @@ def rate_band(prediction: Any, eff: Efficiency) -> tuple[float, float] | None:
         kw.update(input_len=prediction.input_len, output_len=prediction.output_len, modes=prediction.modes)
     else:
         kw.pop("kv_dtype")
-    rates = [predict(chip, prediction.model, eff=replace(one, log_shift={c: sign * w for c, w in half.items()}),
-                     **kw).rate_per_chip for sign in (-1.0, 1.0)]
+    rates = [predict(chip, prediction.model, eff=e, **kw).rate_per_chip for e in (low, high)]
     return min(rates), max(rates)
 
 
