@@ -15,7 +15,7 @@ from accelsim.errors import UserError
 from accelsim.modes import PLAIN, Modes
 from accelsim.perf import Efficiency
 from accelsim.plan import site
-from accelsim.power import capped_chip, facility_power_w
+from accelsim.power import capped_chip, dvfs_exponent, facility_power_w
 from accelsim.predict import Layout, LLMPrediction, Prediction
 from accelsim.ranking import parse_placement
 from accelsim.search import best, describe, query
@@ -63,8 +63,7 @@ def plan(chip: Chip | str, model: Model | str, *, site_power_w: float | None = N
         from accelsim.stacks import load_stack
 
         eff = load_stack()
-    exponent = value("power_cap", "dvfs_exponent").value
-    served = capped_chip(chip, power_cap_w, exponent) if power_cap_w is not None else chip
+    served = capped_chip(chip, power_cap_w, dvfs_exponent()) if power_cap_w is not None else chip
     pt = point or best(served, query(model, eff, dtype, kv_dtype=kv_dtype, input_len=input_len, output_len=output_len,
                                      max_ttft=max_ttft, max_tpot=max_tpot, max_latency=max_latency, modes=modes,
                                      attention_dp=attention_dp, placement=parse_placement(placement)), layout=layout)
@@ -165,8 +164,8 @@ def _assumptions(rd: Any, over: float, per_rack: int, limit: float, availability
     if availability is None:
         out["mttr_h"] = f"{mttr.value:g}: {mttr.assumed}"
         out["failures_per_chip_hour"] = f"{fail.value:g}: {fail.source} (a training fleet's rate used for serving)"
-    if cap is not None:
-        exp = value("power_cap", "dvfs_exponent")
+    exp = value("power_cap", "dvfs_exponent")
+    if cap is not None and exp.assumed:  # a cap lowers clocks by this law; listed while it is assumed
         out["dvfs_exponent"] = f"{exp.value:g}: {exp.assumed}"
     out["provisioning"] = "each chip budgeted at TDP (or its cap) plus host overhead; facility at the peak PUE"
     return out

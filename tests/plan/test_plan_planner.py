@@ -141,6 +141,9 @@ def test_cap_lowers_per_chip_rate_and_fits_more_chips():
     assert capped["per_chip_tokens_per_s"] <= full["per_chip_tokens_per_s"]
     assert capped["chips"] > full["chips"] and capped["chip_provisioned_w"] == 700
     assert capped["chip_power_avg_w"] <= 700 and capped["facility_power_w"] <= 1e8
+    # the DVFS law the cap uses is fitted on measurements (deployment.toml), so it is not listed as assumed
+    assert "dvfs_exponent" not in capped["assumptions"] and all(v and "None" not in v
+                                                                for v in capped["assumptions"].values())
 
 
 def run(capsys, *argv):
